@@ -1,0 +1,71 @@
+# Third-party dependencies. Debian packages (scripts/setup installs them) and LibTorch, found through
+# Torch_DIR / CMAKE_PREFIX_PATH (scripts/setup points it at the `torch` wheel in .venv).
+find_package(Threads REQUIRED)
+find_package(Protobuf REQUIRED)
+find_package(fmt REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(Boost 1.74 REQUIRED)
+
+# LibTorch. A CUDA build of LibTorch looks for a CUDA toolkit; restrict the architectures we compile our own
+# kernels for so that the build stays quick (A100, H100). Users with other GPUs set TORCH_CUDA_ARCH_LIST.
+if(NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+  set(ENV{TORCH_CUDA_ARCH_LIST} "8.0;9.0")
+endif()
+if(GRPO_CUDA STREQUAL "OFF")
+  set(USE_CUDA OFF)
+endif()
+# CMake 3.25 knows no C++20 dialect flag for nvcc, and Torch sets CMAKE_CUDA_STANDARD to the C++ standard when unset.
+set(CMAKE_CUDA_STANDARD 17)
+find_package(Torch REQUIRED)
+
+# The torch wheel's include folder also carries its private copies of protobuf and fmt headers (other versions than
+# the Debian libraries we compile and link against); through LibTorch's include path they would shadow ours. Expose
+# that folder without them: a mirror of symbolic links to every entry except google/ and fmt/. <torch/torch.h> itself
+# includes neither.
+set(_grpo_torch_mirror ${PROJECT_BINARY_DIR}/torch_include)
+foreach(_target torch torch_cpu torch_cuda c10 c10_cuda torch_library)
+  if(NOT TARGET ${_target})
+    continue()
+  endif()
+  get_target_property(_dirs ${_target} INTERFACE_INCLUDE_DIRECTORIES)
+  if(NOT _dirs)
+    continue()
+  endif()
+  set(_clean_dirs)
+  foreach(_dir IN LISTS _dirs)
+    if(EXISTS "${_dir}/google/protobuf" OR EXISTS "${_dir}/fmt/format.h")
+      file(MAKE_DIRECTORY ${_grpo_torch_mirror})
+      file(GLOB _entries RELATIVE "${_dir}" "${_dir}/*")
+      foreach(_entry IN LISTS _entries)
+        if(NOT _entry STREQUAL "google" AND NOT _entry STREQUAL "fmt" AND NOT EXISTS "${_grpo_torch_mirror}/${_entry}")
+          file(CREATE_LINK "${_dir}/${_entry}" "${_grpo_torch_mirror}/${_entry}" SYMBOLIC)
+        endif()
+      endforeach()
+      list(APPEND _clean_dirs ${_grpo_torch_mirror})
+    else()
+      list(APPEND _clean_dirs "${_dir}")
+    endif()
+  endforeach()
+  set_target_properties(${_target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_clean_dirs}")
+endforeach()
+# TorchConfig appends its flags to CMAKE_CXX_FLAGS (ABI macro); keep them but apply them per target instead.
+set(GRPO_TORCH_LIBRARIES ${TORCH_LIBRARIES})
+
+set(GRPO_HAVE_CUDA OFF)
+if(NOT GRPO_CUDA STREQUAL "OFF")
+  find_program(GRPO_NVCC nvcc HINTS /usr/local/cuda/bin ENV CUDA_HOME PATH_SUFFIXES bin)
+  if(TARGET torch_cuda OR TARGET c10_cuda)
+    set(_torch_has_cuda ON)
+  else()
+    set(_torch_has_cuda OFF)
+  endif()
+  if(_torch_has_cuda AND GRPO_NVCC)
+    set(CMAKE_CUDA_COMPILER ${GRPO_NVCC})
+    set(CMAKE_CUDA_ARCHITECTURES 80 90)
+    enable_language(CUDA)
+    set(GRPO_HAVE_CUDA ON)
+  elseif(GRPO_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "GRPO_CUDA=ON but LibTorch has CUDA=${_torch_has_cuda} and nvcc='${GRPO_NVCC}'")
+  endif()
+endif()
+message(STATUS "grpo-cpp: CUDA kernels ${GRPO_HAVE_CUDA}")

@@ -1,0 +1,99 @@
+// The embedded policy's tokenizer: one token per character plus a few added tokens (<think>, <answer>, ...),
+// saved and loaded as a Hugging Face tokenizer.json that the `tokenizers` library reads with the same results.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace grpo::policy {
+
+// A tokenizer file that cannot be read or is outside what CharTokenizer implements, or an invalid token id.
+// The message names the file (or the id) and the component that was wrong.
+class TokenizerError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Encodes as the Hugging Face `tokenizers` pipeline does for this family (no normalizer, a BPE model without
+// merges or a per-character WordLevel model, Fuse decoder) with add_special_tokens=False: added tokens are split
+// out first (leftmost, then longest), every other character becomes its own token or, when it is not in the
+// vocabulary, the unk token.
+class CharTokenizer {
+ public:
+  // Ids 0..6: "<|pad|>", "<|endoftext|>" (EOS), "<unk>", then the reasoning tags "<think>", "</think>",
+  // "<answer>", "</answer>" (added but not special: the model writes them as text); then the printable ASCII
+  // characters 0x20..0x7E and "\n". 103 tokens.
+  static CharTokenizer make_embedded();
+
+  // Reads dir/tokenizer.json, and dir/tokenizer_config.json when present for the eos/pad token names and
+  // model_max_length. Throws TokenizerError naming the file and the unsupported or malformed component.
+  static CharTokenizer load(const std::filesystem::path& dir);
+
+  // Writes dir/tokenizer.json and dir/tokenizer_config.json (tokenizer_class "PreTrainedTokenizerFast").
+  void save(const std::filesystem::path& dir) const;
+
+  std::vector<std::int64_t> encode(std::string_view text) const;
+  // Concatenates the tokens of `ids`, leaving out special tokens (pad, EOS, unk) when asked.
+  // Throws TokenizerError for an id outside [0, vocab_size()).
+  std::string decode(std::span<const std::int64_t> ids, bool skip_special_tokens = false) const;
+
+  std::int64_t eos_id() const { return eos_id_; }
+  std::int64_t pad_id() const { return pad_id_; }
+  std::int64_t unk_id() const { return unk_id_; }
+  std::int64_t vocab_size() const { return static_cast<std::int64_t>(tokens_.size()); }
+  std::optional<std::int64_t> token_to_id(std::string_view token) const;
+  // Throws TokenizerError for an id outside [0, vocab_size()).
+  const std::string& id_to_token(std::int64_t id) const;
+  bool is_special(std::int64_t id) const;
+
+  // The longest sequence the model takes, written to tokenizer_config.json; unset means unknown.
+  std::optional<std::int64_t> model_max_length() const { return model_max_length_; }
+  void set_model_max_length(std::optional<std::int64_t> length) { model_max_length_ = length; }
+
+ private:
+  // Lets unordered_map look up a std::string_view without building a std::string.
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+  };
+
+  struct AddedToken {
+    std::string content;
+    std::int64_t id = 0;
+    bool special = false;
+    // The `tokenizers` library splits non-normalized added tokens out of the text before normalized ones.
+    bool normalized = false;
+  };
+
+  // The model's view of the vocabulary: (token, id) for every id in [0, n) exactly once; `added` are a subset.
+  CharTokenizer(std::vector<std::string> tokens, std::vector<AddedToken> added, std::int64_t unk_id,
+                std::int64_t eos_id, std::int64_t pad_id, bool fuse_unk);
+
+  // Appends the ids of `text`, which holds no added token of the current pass, character by character.
+  void encode_characters(std::string_view text, std::vector<std::int64_t>& ids) const;
+  // Splits out the added tokens whose `normalized` flag equals `normalized`; other text goes to the next pass.
+  void encode_pass(std::string_view text, bool normalized, std::vector<std::int64_t>& ids) const;
+
+  std::vector<std::string> tokens_;
+  std::unordered_map<std::string, std::int64_t, StringHash, std::equal_to<>> ids_;
+  std::vector<AddedToken> added_;
+  std::vector<bool> special_;
+  // Ids of single-byte (ASCII) characters, -1 where absent: the common case of encode without hashing.
+  std::array<std::int64_t, 128> ascii_ids_{};
+  std::int64_t unk_id_ = 0;
+  std::int64_t eos_id_ = 0;
+  std::int64_t pad_id_ = 0;
+  // The BPE option that merges a run of unknown characters into one unk token.
+  bool fuse_unk_ = false;
+  std::optional<std::int64_t> model_max_length_;
+};
+
+}  // namespace grpo::policy

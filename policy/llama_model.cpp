@@ -1,0 +1,185 @@
+// Llama/Qwen2-family decoder, numerically following Hugging Face's modeling_llama.py (float32 RMSNorm, rotate_half
+// RoPE, SDPA attention with grouped-query heads).
+#include "policy/llama_model.h"
+
+#include <cmath>
+
+namespace grpo::policy {
+namespace {
+
+torch::Tensor rotate_half(const torch::Tensor& x) {
+  const auto half = x.size(-1) / 2;
+  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+}  // namespace
+
+void KvCache::select_rows(const torch::Tensor& rows) {
+  for (auto& k : keys) k = k.index_select(0, rows);
+  for (auto& v : values) v = v.index_select(0, rows);
+}
+
+RmsNormImpl::RmsNormImpl(std::int64_t size, double eps) : eps_(eps) {
+  weight_ = register_parameter("weight", torch::ones({size}));
+}
+
+torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
+  // As in Hugging Face: normalise in float32, scale in the input dtype.
+  const auto x32 = x.to(torch::kFloat32);
+  const auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
+  return weight_ * normed.to(x.scalar_type());
+}
+
+RotaryEmbeddingImpl::RotaryEmbeddingImpl(std::int64_t head_dim, double theta) {
+  const auto exponents = torch::arange(0, head_dim, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(head_dim);
+  inv_freq_ = register_buffer("inv_freq", 1.0 / torch::pow(torch::tensor(theta, torch::kFloat32), exponents));
+}
+
+std::pair<torch::Tensor, torch::Tensor> RotaryEmbeddingImpl::forward(const torch::Tensor& position_ids) {
+  // position_ids [B, T] → freqs [B, T, D/2] → emb [B, T, D].
+  const auto freqs = position_ids.to(torch::kFloat32).unsqueeze(-1) * inv_freq_.to(position_ids.device());
+  const auto emb = torch::cat({freqs, freqs}, -1);
+  return {emb.cos().unsqueeze(1), emb.sin().unsqueeze(1)};
+}
+
+LlamaAttentionImpl::LlamaAttentionImpl(const ModelConfig& config)
+    : num_heads_(config.num_attention_heads), num_kv_heads_(config.num_key_value_heads), head_dim_(config.head_dim) {
+  const auto bias = config.attention_bias;
+  using torch::nn::LinearOptions;
+  q_proj = register_module("q_proj", torch::nn::Linear(LinearOptions(config.hidden_size, num_heads_ * head_dim_).bias(bias)));
+  k_proj = register_module("k_proj", torch::nn::Linear(LinearOptions(config.hidden_size, num_kv_heads_ * head_dim_).bias(bias)));
+  v_proj = register_module("v_proj", torch::nn::Linear(LinearOptions(config.hidden_size, num_kv_heads_ * head_dim_).bias(bias)));
+  o_proj = register_module("o_proj", torch::nn::Linear(LinearOptions(num_heads_ * head_dim_, config.hidden_size).bias(false)));
+}
+
+torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                          const torch::Tensor& mask, KvCache* cache, std::int64_t layer) {
+  const auto batch = x.size(0);
+  const auto steps = x.size(1);
+  // [B, T, H*D] → [B, H, T, D]
+  auto q = q_proj(x).view({batch, steps, num_heads_, head_dim_}).transpose(1, 2);
+  auto k = k_proj(x).view({batch, steps, num_kv_heads_, head_dim_}).transpose(1, 2);
+  auto v = v_proj(x).view({batch, steps, num_kv_heads_, head_dim_}).transpose(1, 2);
+  const auto cos_t = cos.to(q.scalar_type());
+  const auto sin_t = sin.to(q.scalar_type());
+  q = q * cos_t + rotate_half(q) * sin_t;
+  k = k * cos_t + rotate_half(k) * sin_t;
+  if (cache != nullptr) {
+    TORCH_CHECK(cache->length + steps <= cache->capacity(), "KV cache overflow: ", cache->length, " + ", steps, " > ",
+                cache->capacity());
+    cache->keys[layer].narrow(2, cache->length, steps).copy_(k);
+    cache->values[layer].narrow(2, cache->length, steps).copy_(v);
+    k = cache->keys[layer].narrow(2, 0, cache->length + steps);
+    v = cache->values[layer].narrow(2, 0, cache->length + steps);
+  }
+  const auto attended = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false,
+                                                         /*scale=*/std::nullopt, /*enable_gqa=*/num_heads_ != num_kv_heads_);
+  return o_proj(attended.transpose(1, 2).reshape({batch, steps, num_heads_ * head_dim_}));
+}
+
+LlamaMlpImpl::LlamaMlpImpl(const ModelConfig& config) {
+  using torch::nn::LinearOptions;
+  gate_proj = register_module("gate_proj", torch::nn::Linear(LinearOptions(config.hidden_size, config.intermediate_size).bias(false)));
+  up_proj = register_module("up_proj", torch::nn::Linear(LinearOptions(config.hidden_size, config.intermediate_size).bias(false)));
+  down_proj = register_module("down_proj", torch::nn::Linear(LinearOptions(config.intermediate_size, config.hidden_size).bias(false)));
+}
+
+torch::Tensor LlamaMlpImpl::forward(const torch::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
+
+LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const ModelConfig& config) {
+  self_attn = register_module("self_attn", LlamaAttention(config));
+  mlp = register_module("mlp", LlamaMlp(config));
+  input_layernorm = register_module("input_layernorm", RmsNorm(config.hidden_size, config.rms_norm_eps));
+  post_attention_layernorm = register_module("post_attention_layernorm", RmsNorm(config.hidden_size, config.rms_norm_eps));
+}
+
+torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                             const torch::Tensor& mask, KvCache* cache, std::int64_t layer) {
+  const auto h = x + self_attn(input_layernorm(x), cos, sin, mask, cache, layer);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+LlamaBackboneImpl::LlamaBackboneImpl(const ModelConfig& config) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(config.vocab_size, config.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (std::int64_t i = 0; i < config.num_hidden_layers; ++i) layers->push_back(LlamaDecoderLayer(config));
+  norm = register_module("norm", RmsNorm(config.hidden_size, config.rms_norm_eps));
+  // inv_freq is a non-persistent buffer in Hugging Face; it is kept out of named_parameters() and of checkpoints
+  // (see policy/checkpoint.cpp, which saves parameters only).
+  rotary_ = register_module("rotary_emb", RotaryEmbedding(config.head_dim, config.rope_theta));
+}
+
+torch::Tensor LlamaBackboneImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
+                                         const torch::Tensor& mask, KvCache* cache) {
+  auto h = embed_tokens(input_ids);
+  const auto [cos, sin] = rotary_(position_ids);
+  for (std::int64_t i = 0; i < static_cast<std::int64_t>(layers->size()); ++i) {
+    h = layers[i]->as<LlamaDecoderLayer>()->forward(h, cos, sin, mask, cache, i);
+  }
+  if (cache != nullptr) cache->length += input_ids.size(1);
+  return norm(h);
+}
+
+LlamaForCausalLMImpl::LlamaForCausalLMImpl(ModelConfig config) : config_(std::move(config)) {
+  config_.validate();
+  model = register_module("model", LlamaBackbone(config_));
+  if (!config_.tie_word_embeddings) {
+    lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config_.hidden_size, config_.vocab_size).bias(false)));
+  }
+}
+
+torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
+                                            const torch::Tensor& mask, KvCache* cache) {
+  TORCH_CHECK(input_ids.dim() == 2 && input_ids.sizes() == position_ids.sizes(), "input_ids and position_ids must be [B, T], got ",
+              input_ids.sizes(), " and ", position_ids.sizes());
+  const auto hidden = model->forward(input_ids, position_ids, mask, cache);
+  const auto& head_weight = config_.tie_word_embeddings ? model->embed_tokens->weight : lm_head->weight;
+  return torch::nn::functional::linear(hidden, head_weight).to(torch::kFloat32);
+}
+
+KvCache LlamaForCausalLMImpl::make_cache(std::int64_t batch_size, std::int64_t capacity) const {
+  TORCH_CHECK(capacity <= config_.max_position_embeddings, "a sequence of ", capacity,
+              " positions exceeds max_position_embeddings = ", config_.max_position_embeddings);
+  const auto options = model->embed_tokens->weight.options().requires_grad(false);
+  KvCache cache;
+  for (std::int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+    cache.keys.push_back(torch::empty({batch_size, config_.num_key_value_heads, capacity, config_.head_dim}, options));
+    cache.values.push_back(torch::empty({batch_size, config_.num_key_value_heads, capacity, config_.head_dim}, options));
+  }
+  return cache;
+}
+
+torch::Device LlamaForCausalLMImpl::device() const { return model->embed_tokens->weight.device(); }
+
+torch::Tensor causal_padding_mask(const torch::Tensor& valid, std::int64_t num_queries) {
+  // valid [B, S] → mask [B, 1, T, S]: key j visible to query i (at absolute position S − T + i) iff j ≤ S − T + i
+  // and key j is a real token; the diagonal is always visible.
+  const auto keys = valid.size(1);
+  const auto options = torch::TensorOptions().device(valid.device());
+  const auto query_pos = torch::arange(keys - num_queries, keys, options.dtype(torch::kInt64)).unsqueeze(1);  // [T, 1]
+  const auto key_pos = torch::arange(keys, options.dtype(torch::kInt64)).unsqueeze(0);                         // [1, S]
+  const auto causal = key_pos <= query_pos;                                                                    // [T, S]
+  const auto diagonal = key_pos == query_pos;
+  return ((causal.unsqueeze(0) & valid.to(torch::kBool).unsqueeze(1)) | diagonal.unsqueeze(0)).unsqueeze(1);
+}
+
+torch::Tensor positions_from_valid(const torch::Tensor& valid) {
+  return (valid.to(torch::kInt64).cumsum(1) - 1).clamp_min(0);
+}
+
+void initialize_weights(LlamaForCausalLM& model, std::uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (auto& item : model->named_parameters()) {
+    auto& param = item.value();
+    if (item.key().ends_with("norm.weight")) {
+      param.fill_(1.0);
+    } else if (item.key().ends_with(".bias")) {
+      param.zero_();
+    } else {
+      param.copy_(at::normal(0.0, 0.02, param.sizes(), generator, torch::TensorOptions().dtype(param.scalar_type())));
+    }
+  }
+}
+
+}  // namespace grpo::policy

@@ -1,0 +1,136 @@
+// The Llama/Qwen2 decoder-only transformer (RMSNorm, rotary position embeddings, grouped-query attention, SwiGLU
+// MLP) as LibTorch modules whose parameter names are the Hugging Face ones ("model.layers.0.self_attn.q_proj.weight").
+//
+// Shape glossary: B sequences, T new tokens, S key positions (cache + new), C hidden size, H query heads,
+// K key/value heads, D head size, V vocabulary.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "policy/model_config.h"
+
+namespace grpo::policy {
+
+// Preallocated keys and values of every layer: [B, K, capacity, D] each. Positions [0, length) are filled.
+struct KvCache {
+  std::vector<torch::Tensor> keys;
+  std::vector<torch::Tensor> values;
+  std::int64_t length = 0;
+
+  std::int64_t capacity() const { return keys.empty() ? 0 : keys.front().size(2); }
+  std::int64_t batch_size() const { return keys.empty() ? 0 : keys.front().size(0); }
+  // Keeps only the given rows (int64 indices into the batch), e.g. to drop finished sequences or to repeat a
+  // prefilled prompt G times.
+  void select_rows(const torch::Tensor& rows);
+};
+
+class RmsNormImpl : public torch::nn::Module {
+ public:
+  RmsNormImpl(std::int64_t size, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::Tensor weight_;
+  double eps_;
+};
+TORCH_MODULE(RmsNorm);
+
+// cos/sin tables for rotary embeddings in Hugging Face's "rotate_half" layout (the two halves of each head, not
+// interleaved pairs).
+class RotaryEmbeddingImpl : public torch::nn::Module {
+ public:
+  RotaryEmbeddingImpl(std::int64_t head_dim, double theta);
+  // position_ids [B, T] → cos, sin [B, 1, T, D] in float32.
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& position_ids);
+
+ private:
+  torch::Tensor inv_freq_;  // [D/2]
+};
+TORCH_MODULE(RotaryEmbedding);
+
+class LlamaAttentionImpl : public torch::nn::Module {
+ public:
+  explicit LlamaAttentionImpl(const ModelConfig& config);
+  // x [B, T, C]; cos/sin [B, 1, T, D]; mask [B, 1, T, S] bool (true = may attend). With a cache, the new keys and
+  // values are written at positions [cache.length, cache.length + T) of `layer` and attention covers [0, S).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, const torch::Tensor& mask,
+                        KvCache* cache, std::int64_t layer);
+
+ private:
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  std::int64_t num_heads_, num_kv_heads_, head_dim_;
+};
+TORCH_MODULE(LlamaAttention);
+
+class LlamaMlpImpl : public torch::nn::Module {
+ public:
+  explicit LlamaMlpImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x);  // down(silu(gate(x)) * up(x))
+
+ private:
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(LlamaMlp);
+
+class LlamaDecoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit LlamaDecoderLayerImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, const torch::Tensor& mask,
+                        KvCache* cache, std::int64_t layer);
+
+ private:
+  LlamaAttention self_attn{nullptr};
+  LlamaMlp mlp{nullptr};
+  RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(LlamaDecoderLayer);
+
+// The decoder stack without the output projection ("model." in Hugging Face names).
+class LlamaBackboneImpl : public torch::nn::Module {
+ public:
+  explicit LlamaBackboneImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids, const torch::Tensor& mask, KvCache* cache);
+  torch::nn::Embedding embed_tokens{nullptr};
+
+ private:
+  torch::nn::ModuleList layers{nullptr};
+  RmsNorm norm{nullptr};
+  RotaryEmbedding rotary_{nullptr};
+};
+TORCH_MODULE(LlamaBackbone);
+
+class LlamaForCausalLMImpl : public torch::nn::Module {
+ public:
+  explicit LlamaForCausalLMImpl(ModelConfig config);
+
+  // input_ids [B, T] int64; position_ids [B, T]; mask [B, 1, T, S] bool → logits [B, T, V] (float32 on CPU).
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids, const torch::Tensor& mask,
+                        KvCache* cache = nullptr);
+
+  // A cache for `batch_size` sequences of up to `capacity` positions, on the model's device and dtype.
+  KvCache make_cache(std::int64_t batch_size, std::int64_t capacity) const;
+  const ModelConfig& config() const { return config_; }
+  torch::Device device() const;
+
+ private:
+  ModelConfig config_;
+  LlamaBackbone model{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // absent when tie_word_embeddings
+};
+TORCH_MODULE(LlamaForCausalLM);
+
+// Masks and positions for a batch whose rows are left-padded: valid [B, S] bool marks real tokens among the S key
+// positions; the last T of them are the queries. Returns the [B, 1, T, S] causal mask over valid keys (a padded
+// query attends to itself only, so no row of the softmax is empty).
+torch::Tensor causal_padding_mask(const torch::Tensor& valid, std::int64_t num_queries);
+// Position ids [B, S] counting real tokens only (left padding does not shift positions).
+torch::Tensor positions_from_valid(const torch::Tensor& valid);
+
+// Deterministic initialisation for a new model (normal(0, 0.02) weights, ones for norms) from a seed.
+void initialize_weights(LlamaForCausalLM& model, std::uint64_t seed);
+
+}  // namespace grpo::policy

@@ -1,0 +1,201 @@
+// The subcommand table of `grpo` and the error-to-exit-code boundary.
+#include "rl/commands.h"
+
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "policy/checkpoint.h"
+#include "policy/prompt_template.h"
+#include "rl/config/config_loader.h"
+#include "rl/evaluate.h"
+#include "rl/pretrain.h"
+#include "rl/runtime.h"
+#include "rl/trainer.h"
+#include "rollout/generator.h"
+
+namespace grpo::rl {
+namespace {
+
+constexpr std::string_view kProgram = "grpo";
+
+const cli::OptionSpec kSetOption{"set", "FIELD=VALUE", "override one config field, e.g. --set rollout.group_size=8 (repeatable)", "", true, false};
+
+config::LoadedConfig load_config(const cli::ParsedArgs& args, std::string_view config_name) {
+  const auto overrides = args.get_all("set");
+  if (const auto file = args.get(config_name)) return config::load_config_file(*file, overrides);
+  return config::default_config(overrides);
+}
+
+int train(const cli::ParsedArgs& args) {
+  const auto loaded = load_config(args, "config");
+  if (args.flag("print-config")) {
+    std::cout << config::to_textproto(loaded.config);
+    return kExitSuccess;
+  }
+  return run_training(loaded);
+}
+
+int pretrain(const cli::ParsedArgs& args) {
+  auto overrides = args.get_all("set");
+  if (const auto output = args.get("output")) overrides.push_back("pretrain.output=" + *output);
+  const auto loaded = args.get("config") ? config::load_config_file(*args.get("config"), overrides) : config::default_config(overrides);
+  return run_pretraining(loaded);
+}
+
+policy::Policy load_model_arg(const cli::ParsedArgs& args, torch::Device device) {
+  try {
+    return policy::load_policy(args.get_or_default("model"), device);
+  } catch (const policy::CheckpointError& error) {
+    throw cli::UsageError(fmt::format("--model: {}", error.what()));
+  }
+}
+
+int eval(const cli::ParsedArgs& args) {
+  auto overrides = args.get_all("set");
+  overrides.push_back("eval.num_problems=" + args.get_or_default("num-problems"));
+  if (const auto seed = args.get("seed")) overrides.push_back("eval.seed=" + *seed);
+  const auto loaded = args.get("config") ? config::load_config_file(*args.get("config"), overrides) : config::default_config(overrides);
+  const auto& cfg = loaded.config;
+  if (args.get_or_default("task") != "arithmetic") {
+    throw cli::UsageError(fmt::format("--task: unknown task '{}'; valid: arithmetic", args.get_or_default("task")));
+  }
+  configure_threads(cfg.runtime().threads());
+  const auto device = resolve_device(cfg.runtime().device());
+  auto policy = load_model_arg(args, device);
+  policy.model->eval();
+  const auto& a = cfg.task().arithmetic();
+  const ArithmeticTask task({a.min_ops(), a.max_ops(), a.max_operand(), a.max_factor(), a.max_value()}, cfg.seed(), cfg.eval().seed(),
+                            cfg.eval().num_problems());
+  const auto result = evaluate_greedy(policy.model, policy.tokenizer, policy::prompt_template(cfg.task().prompt_template()), task.eval_problems(),
+                                      cfg.rollout().max_new_tokens(), cfg.eval().batch_size());
+  nlohmann::ordered_json line = {{"accuracy", result.accuracy},
+                                 {"format_rate", result.format_rate},
+                                 {"num_problems", result.num_problems},
+                                 {"completion_tokens_mean", result.completion_tokens_mean},
+                                 {"seed", cfg.eval().seed()},
+                                 {"model", args.get_or_default("model")},
+                                 {"seconds", result.seconds}};
+  std::cout << line.dump() << std::endl;
+  return kExitSuccess;
+}
+
+int generate(const cli::ParsedArgs& args) {
+  configure_threads(0);
+  auto policy = load_model_arg(args, resolve_device(args.get_or_default("device")));
+  policy.model->eval();
+  const auto template_name = args.get_or_default("template");
+  const auto prompt = template_name == "none" ? *args.get("prompt") : policy::prompt_template(template_name).apply(*args.get("prompt"));
+  rollout::GenerationRequest request;
+  request.prompts = {policy.tokenizer.encode(prompt)};
+  request.samples_per_prompt = args.get_int("num-samples");
+  request.max_new_tokens = args.get_int("max-new-tokens");
+  request.sampling = {args.get_double("temperature"), args.get_double("top-p"), args.get_int("top-k")};
+  request.stop_token_ids = {policy.tokenizer.eos_id()};
+  request.seed = static_cast<std::uint64_t>(args.get_int("seed"));
+  if (request.samples_per_prompt < 1) throw cli::UsageError("--num-samples must be at least 1");
+  if (request.max_new_tokens < 1) throw cli::UsageError("--max-new-tokens must be at least 1");
+  const auto result = rollout::generate(policy.model, request);
+  for (const auto& completion : result.completions) {
+    nlohmann::ordered_json line = {{"prompt", prompt},
+                                   {"completion", policy.tokenizer.decode(completion.tokens, /*skip_special_tokens=*/true)},
+                                   {"tokens", completion.tokens.size()},
+                                   {"finish_reason", completion.finish == rollout::FinishReason::kStop ? "stop" : "length"}};
+    std::cout << line.dump() << std::endl;
+  }
+  return kExitSuccess;
+}
+
+std::vector<Command> make_commands() {
+  const auto& defaults = config::RunConfig::default_instance();
+  std::vector<Command> table;
+  table.push_back({{"train", "train a policy with GRPO",
+                    "Trains the policy named by model.path with GRPO (DeepSeek-R1-Zero style: groups of sampled completions, rule-based "
+                    "rewards, group-relative advantages, clipped updates with a k3 KL penalty to the frozen initial policy). Without "
+                    "CONFIG, trains the embedded default: the built-in base checkpoint (make it with `grpo pretrain`) on generated "
+                    "arithmetic. Writes runs/<name>/ (config.textproto, metrics.jsonl, checkpoints, final/).",
+                    {{"config", "a run config in protobuf text format (examples/*.textproto)", false}},
+                    {kSetOption, {"print-config", "", "print the resolved config and exit", "", false, false}},
+                    {"grpo train examples/r1_zero_arithmetic.textproto", "grpo train examples/r1_zero_arithmetic.textproto --set rollout.group_size=16"}},
+                   train});
+  table.push_back({{"pretrain", "make the embedded base checkpoint (supervised warm-up)",
+                    "Trains the small built-in policy (Llama family over characters) on generated worked solutions, deliberately "
+                    "imperfect: most answer without reasoning, some break the format. Saves it in Hugging Face layout and prints its "
+                    "held-out greedy accuracy.",
+                    {{"config", "a run config whose `pretrain` section is used", false}},
+                    {kSetOption, {"output", "DIR", "where to write the checkpoint (pretrain.output)", "", false, false}},
+                    {"grpo pretrain", "grpo pretrain --output runs/base/model --set pretrain.steps=3000"}},
+                   pretrain});
+  table.push_back({{"eval", "greedy accuracy and format compliance of a checkpoint",
+                    "Decodes greedily on held-out generated problems and prints one JSON line with accuracy and format_rate.",
+                    {},
+                    {{"model", "DIR", "checkpoint folder (Hugging Face layout)", "", false, true},
+                     {"task", "NAME", "task to evaluate on (arithmetic)", "arithmetic", false, false},
+                     {"num-problems", "N", "number of held-out problems", std::to_string(defaults.eval().num_problems()), false, false},
+                     {"seed", "S", "seed of the held-out set", std::to_string(defaults.eval().seed()), false, false},
+                     {"config", "FILE", "take task and decoding settings from this run config", "", false, false},
+                     kSetOption},
+                    {"grpo eval --model runs/r1zero-arithmetic/final --num-problems 200"}},
+                   eval});
+  table.push_back({{"generate", "sample completions for a prompt",
+                    "Applies the prompt template and prints one JSON line per sampled completion.",
+                    {},
+                    {{"model", "DIR", "checkpoint folder (Hugging Face layout)", "", false, true},
+                     {"prompt", "TEXT", "the question, e.g. \"12+3*4\"", "", false, true},
+                     {"template", "NAME", "prompt template (r1_zero_compact, r1_zero) or none", defaults.task().prompt_template(), false, false},
+                     {"num-samples", "N", "completions to sample", "1", false, false},
+                     {"max-new-tokens", "N", "tokens per completion at most", std::to_string(defaults.rollout().max_new_tokens()), false, false},
+                     {"temperature", "T", "sampling temperature; 0 decodes greedily", "0", false, false},
+                     {"top-p", "P", "nucleus sampling threshold (1 = off)", "1", false, false},
+                     {"top-k", "K", "sample among the K most likely tokens (0 = off)", "0", false, false},
+                     {"seed", "S", "sampling seed", "0", false, false},
+                     {"device", "NAME", "auto, cpu or cuda", "auto", false, false}},
+                    {"grpo generate --model runs/r1zero-arithmetic/final --prompt \"17+4*6-9\""}},
+                   generate});
+  return table;
+}
+
+}  // namespace
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table = make_commands();
+  return table;
+}
+
+int run_command_line(int argc, char** argv) {
+  std::vector<cli::CommandSpec> specs;
+  for (const auto& command : commands()) specs.push_back(command.spec);
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << cli::format_command_list(specs, kProgram);
+    return args.empty() ? kExitUsage : kExitSuccess;
+  }
+  const Command* command = nullptr;
+  for (const auto& candidate : commands()) {
+    if (candidate.spec.name == args[0]) command = &candidate;
+  }
+  if (command == nullptr) {
+    std::cerr << fmt::format("grpo: unknown command '{}'\n\n{}", args[0], cli::format_command_list(specs, kProgram));
+    return kExitUsage;
+  }
+  try {
+    const auto parsed = cli::parse_args(command->spec, std::span<const std::string>(args).subspan(1));
+    if (parsed.help_requested()) {
+      std::cout << cli::format_help(command->spec, kProgram);
+      return kExitSuccess;
+    }
+    return command->run(parsed);
+  } catch (const cli::UsageError& error) {
+    std::cerr << fmt::format("grpo {}: {}\n(see `grpo {} --help`)\n", command->spec.name, error.what(), command->spec.name);
+    return kExitUsage;
+  } catch (const config::ConfigError& error) {
+    std::cerr << fmt::format("grpo {}: config error: {}\n", command->spec.name, error.what());
+    return kExitUsage;
+  } catch (const std::exception& error) {
+    std::cerr << fmt::format("grpo {}: error: {}\n", command->spec.name, error.what());
+    return kExitFailure;
+  }
+}
+
+}  // namespace grpo::rl

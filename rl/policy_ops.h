@@ -1,0 +1,38 @@
+// Teacher-forced log-probabilities of completions under a policy: the π_θ, π_old and π_ref terms of the GRPO loss
+// and the likelihood of supervised warm-up.
+//
+// Shapes: B sequences, L prompt width (left-padded), T completion width (right-padded), V vocabulary.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "policy/llama_model.h"
+
+namespace grpo::rl {
+
+struct SequenceBatch {
+  torch::Tensor input_ids;        // [B, L + T]: prompt left-padded to L, then completion right-padded to T
+  torch::Tensor valid;            // [B, L + T] bool: real tokens
+  torch::Tensor completion_ids;   // [B, T] (padding positions hold pad_id)
+  torch::Tensor completion_mask;  // [B, T] float32: 1 for real completion tokens
+  std::int64_t prompt_width = 0;  // L
+
+  std::int64_t size() const { return input_ids.size(0); }
+  SequenceBatch rows(const torch::Tensor& indices) const;  // a minibatch (int64 indices)
+};
+
+SequenceBatch make_sequence_batch(const std::vector<std::vector<std::int64_t>>& prompts,
+                                  const std::vector<std::vector<std::int64_t>>& completions, std::int64_t pad_id, torch::Device device);
+
+struct TokenLogprobs {
+  torch::Tensor logprobs;  // [B, T] float32, log softmax(logits / temperature) at each completion token
+  torch::Tensor entropy;   // [B, T] float32, detached; undefined unless requested
+};
+
+// Runs under the caller's grad mode: differentiable for the policy update, wrap in NoGradGuard for π_ref.
+TokenLogprobs completion_logprobs(policy::LlamaForCausalLM& model, const SequenceBatch& batch, double temperature, bool with_entropy);
+
+}  // namespace grpo::rl

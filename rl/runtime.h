@@ -1,0 +1,25 @@
+// Process-wide runtime settings of a run: device choice, LibTorch threads, and Ctrl-C / SIGTERM handling.
+#pragma once
+
+#include <string_view>
+
+#include <torch/torch.h>
+
+namespace grpo::rl {
+
+// "auto" → CUDA when LibTorch has it and a GPU is present, else CPU. Throws std::invalid_argument when "cuda" is
+// asked for and none is available.
+torch::Device resolve_device(std::string_view name);
+
+// 0 → every core.
+void configure_threads(int threads);
+
+// The first SIGINT/SIGTERM asks the running job to stop at the next safe point (after the current step, with a
+// checkpoint); a second one exits at once with status 130.
+void install_interrupt_handlers();
+bool interrupt_requested();
+
+// Exit status of a run stopped by the user (128 + SIGINT, as shells report it).
+inline constexpr int kInterruptedExitCode = 130;
+
+}  // namespace grpo::rl

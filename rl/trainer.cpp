@@ -1,0 +1,359 @@
+// GRPO training loop (see trainer.h).
+#include "rl/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <memory>
+#include <numbers>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "policy/checkpoint.h"
+#include "policy/prompt_template.h"
+#include "reward/grader_registry.h"
+#include "rl/evaluate.h"
+#include "rl/grpo_math.h"
+#include "rl/metrics_writer.h"
+#include "rl/policy_ops.h"
+#include "rl/progress_bar.h"
+#include "rl/run_folder.h"
+#include "rl/runtime.h"
+#include "rl/tasks/arithmetic_task.h"
+#include "rollout/generator.h"
+
+namespace grpo::rl {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+ArithmeticSettings arithmetic_settings(const config::ArithmeticTaskConfig& c) {
+  return {c.min_ops(), c.max_ops(), c.max_operand(), c.max_factor(), c.max_value()};
+}
+
+double scheduled_lr(const config::OptimizerConfig& c, int step, int total_steps) {
+  // step counts from 1. Linear warmup, then constant, cosine or linear decay to zero at the last step.
+  if (c.warmup_steps() > 0 && step <= c.warmup_steps()) return c.lr() * step / c.warmup_steps();
+  const double progress = total_steps > c.warmup_steps()
+                              ? static_cast<double>(step - c.warmup_steps()) / static_cast<double>(total_steps - c.warmup_steps())
+                              : 1.0;
+  switch (c.schedule()) {
+    case config::COSINE: return c.lr() * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
+    case config::LINEAR: return c.lr() * (1.0 - progress);
+    default: return c.lr();
+  }
+}
+
+struct WeightedGrader {
+  std::unique_ptr<reward::Grader> grader;
+  double weight;
+};
+
+// One step's rollouts and what was learnt from them.
+struct StepData {
+  std::vector<ArithmeticProblem> problems;           // P
+  std::vector<std::string> prompt_texts;              // P
+  std::vector<std::vector<std::int64_t>> prompt_ids;  // B (repeated per sample)
+  rollout::GenerationResult generation;               // B completions
+  torch::Tensor rewards, scorable;                    // [P, G]
+  std::map<std::string, double> component_means;     // grader name → mean score over scorable samples
+};
+
+class GrpoTrainer {
+ public:
+  explicit GrpoTrainer(const config::LoadedConfig& loaded);
+  int run();
+
+ private:
+  StepData rollout_phase(int step);
+  void score_phase(StepData& data);
+  nlohmann::ordered_json update_phase(const StepData& data, const SequenceBatch& batch, const torch::Tensor& ref_logprobs,
+                                      const torch::Tensor& advantages, int step);
+  EvalResult evaluate_and_log(int step);
+  void save_step_checkpoint(int step);
+
+  const config::LoadedConfig& loaded_;
+  const config::RunConfig& cfg_;
+  torch::Device device_;
+  policy::Policy policy_;
+  policy::LlamaForCausalLM reference_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  const policy::PromptTemplate& template_;
+  std::vector<WeightedGrader> graders_;
+  ArithmeticTask task_;
+  RunFolder folder_;
+  MetricsWriter metrics_;
+  double elapsed_at_start_ = 0.0;
+  Clock::time_point start_ = Clock::now();
+};
+
+policy::Policy load_or_explain(const config::LoadedConfig& loaded, torch::Device device) {
+  try {
+    return policy::load_policy(loaded.config.model().path(), device);
+  } catch (const policy::CheckpointError& error) {
+    config::fail_at(loaded, "model.path", error.what());
+  }
+}
+
+RunFolder make_folder(const config::LoadedConfig& loaded) {
+  try {
+    return RunFolder(std::filesystem::path(loaded.config.output_dir()) / loaded.config.name());
+  } catch (const std::runtime_error& error) {
+    config::fail_at(loaded, "output_dir", error.what());
+  }
+}
+
+GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded)
+    : loaded_(loaded),
+      cfg_(loaded.config),
+      device_(resolve_device(cfg_.runtime().device())),
+      policy_(load_or_explain(loaded, device_)),
+      template_(policy::prompt_template(cfg_.task().prompt_template())),
+      task_(arithmetic_settings(cfg_.task().arithmetic()), cfg_.seed(), cfg_.eval().seed(), cfg_.eval().num_problems()),
+      folder_(make_folder(loaded)),
+      metrics_(folder_.metrics_file()) {
+  for (const auto& entry : cfg_.reward().graders()) {
+    try {
+      graders_.push_back({reward::make_grader(entry.name()), entry.weight()});
+    } catch (const std::invalid_argument& error) {
+      config::fail_at(loaded, "reward.graders", error.what());
+    }
+  }
+  if (cfg_.grpo().kl_beta() > 0.0) {
+    reference_ = policy::clone_model(policy_.model);
+    reference_->eval();
+    for (auto& p : reference_->parameters()) p.set_requires_grad(false);
+  }
+  const auto& o = cfg_.optimizer();
+  optimizer_ = std::make_unique<torch::optim::AdamW>(
+      policy_.model->parameters(),
+      torch::optim::AdamWOptions(o.lr()).betas({o.beta1(), o.beta2()}).eps(o.adam_eps()).weight_decay(o.weight_decay()));
+  folder_.write_text(folder_.config_file(), config::to_textproto(cfg_));
+  torch::manual_seed(cfg_.seed());
+}
+
+StepData GrpoTrainer::rollout_phase(int step) {
+  StepData data;
+  const auto& r = cfg_.rollout();
+  rollout::GenerationRequest request;
+  for (int p = 0; p < r.prompts_per_step(); ++p) {
+    data.problems.push_back(task_.next_train_problem());
+    data.prompt_texts.push_back(template_.apply(data.problems.back().expression));
+    request.prompts.push_back(policy_.tokenizer.encode(data.prompt_texts.back()));
+    for (int g = 0; g < r.group_size(); ++g) data.prompt_ids.push_back(request.prompts.back());
+  }
+  request.samples_per_prompt = r.group_size();
+  request.max_new_tokens = r.max_new_tokens();
+  request.sampling = {r.temperature(), r.top_p(), r.top_k()};
+  request.stop_token_ids = {policy_.tokenizer.eos_id()};
+  request.seed = cfg_.seed() * 1000003ULL + static_cast<std::uint64_t>(step);
+  data.generation = rollout::generate(policy_.model, request);
+  return data;
+}
+
+void GrpoTrainer::score_phase(StepData& data) {
+  const auto P = cfg_.rollout().prompts_per_step();
+  const auto G = cfg_.rollout().group_size();
+  const auto count = static_cast<std::size_t>(P) * static_cast<std::size_t>(G);
+  std::vector<std::string> texts(count);
+  std::vector<reward::GradeInput> inputs;
+  for (std::size_t i = 0; i < count; ++i) {
+    texts[i] = policy_.tokenizer.decode(data.generation.completions[i].tokens, /*skip_special_tokens=*/true);
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto p = i / static_cast<std::size_t>(G);
+    inputs.push_back({data.prompt_texts[p], texts[i], data.problems[p].answer});
+  }
+  data.rewards = torch::zeros({P, G}, torch::kFloat64);
+  data.scorable = torch::ones({P, G}, torch::kBool);
+  auto rewards_a = data.rewards.accessor<double, 2>();
+  auto scorable_a = data.scorable.accessor<bool, 2>();
+  for (const auto& [grader, weight] : graders_) {
+    const auto results = grader->grade_batch(inputs);
+    double sum = 0.0, n = 0.0;
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto p = static_cast<std::int64_t>(i) / G, g = static_cast<std::int64_t>(i) % G;
+      if (!results[i].scorable) {
+        scorable_a[p][g] = false;
+        continue;
+      }
+      rewards_a[p][g] += weight * results[i].score;
+      sum += results[i].score;
+      n += 1.0;
+    }
+    data.component_means[std::string(grader->name())] = n > 0 ? sum / n : 0.0;
+  }
+}
+
+nlohmann::ordered_json GrpoTrainer::update_phase(const StepData& data, const SequenceBatch& batch, const torch::Tensor& ref_logprobs,
+                                                 const torch::Tensor& advantages, int step) {
+  const auto& g = cfg_.grpo();
+  const GrpoLossParams params{g.clip_eps_low(), g.clip_eps_high(), g.kl_beta(),
+                              g.loss_aggregation() == config::TOKEN_MEAN ? LossAggregation::kTokenMean : LossAggregation::kSeqMeanTokenMean};
+  // Old log-probs: those the sampler recorded (the policy that generated the batch), padded to [B, T].
+  const auto B = batch.size();
+  const auto T = batch.completion_ids.size(1);
+  auto old_logprobs = torch::zeros({B, T}, torch::kFloat32);
+  for (std::int64_t i = 0; i < B; ++i) {
+    const auto& lp = data.generation.completions[static_cast<std::size_t>(i)].logprobs;
+    if (!lp.empty()) old_logprobs[i].narrow(0, 0, static_cast<std::int64_t>(lp.size())).copy_(torch::tensor(lp));
+  }
+  old_logprobs = old_logprobs.to(device_);
+  const auto lr = scheduled_lr(cfg_.optimizer(), step, cfg_.steps());
+  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+
+  double loss_sum = 0.0, kl_sum = 0.0, clip_sum = 0.0, entropy_sum = 0.0, grad_norm = 0.0;
+  int updates = 0;
+  const auto minibatches = std::min<std::int64_t>(g.minibatches_per_epoch(), B);
+  auto shuffle_generator = at::make_generator<at::CPUGeneratorImpl>(cfg_.seed() + static_cast<std::uint64_t>(step));
+  for (int epoch = 0; epoch < g.epochs_per_step(); ++epoch) {
+    const auto order = minibatches > 1 ? torch::randperm(B, shuffle_generator, torch::kInt64) : torch::arange(B, torch::kInt64);
+    for (const auto& rows : order.chunk(minibatches)) {
+      const auto mb = batch.rows(rows);
+      const auto rows_d = rows.to(device_);
+      const auto current = completion_logprobs(policy_.model, mb, cfg_.rollout().temperature(), /*with_entropy=*/true);
+      const auto ref = ref_logprobs.defined() ? ref_logprobs.index_select(0, rows_d) : torch::Tensor();
+      const auto out = grpo_loss(current.logprobs, old_logprobs.index_select(0, rows_d), ref, advantages.index_select(0, rows_d),
+                                 mb.completion_mask, params);
+      optimizer_->zero_grad();
+      out.loss.backward();
+      if (cfg_.optimizer().max_grad_norm() > 0.0) {
+        grad_norm += torch::nn::utils::clip_grad_norm_(policy_.model->parameters(), cfg_.optimizer().max_grad_norm());
+      }
+      optimizer_->step();
+      loss_sum += out.loss.item<double>();
+      kl_sum += out.kl_mean;
+      clip_sum += out.clip_fraction;
+      entropy_sum += ((current.entropy * mb.completion_mask).sum() / mb.completion_mask.sum().clamp_min(1.0)).item<double>();
+      ++updates;
+    }
+  }
+  return {{"loss", loss_sum / updates}, {"kl", kl_sum / updates}, {"entropy", entropy_sum / updates},
+          {"clip_fraction", clip_sum / updates}, {"grad_norm", grad_norm / updates}, {"lr", lr}};
+}
+
+EvalResult GrpoTrainer::evaluate_and_log(int step) {
+  policy_.model->eval();
+  const auto result = evaluate_greedy(policy_.model, policy_.tokenizer, template_, task_.eval_problems(), cfg_.rollout().max_new_tokens(),
+                                      cfg_.eval().batch_size());
+  policy_.model->train();
+  nlohmann::ordered_json row = {{"step", step},
+                                {"eval_accuracy", result.accuracy},
+                                {"eval_format_rate", result.format_rate},
+                                {"eval_completion_tokens_mean", result.completion_tokens_mean},
+                                {"eval_num_problems", result.num_problems},
+                                {"time_eval_s", result.seconds}};
+  metrics_.write(row);
+  return result;
+}
+
+void GrpoTrainer::save_step_checkpoint(int step) {
+  policy::save_policy(folder_.step_checkpoint(step), policy_.model, policy_.tokenizer);
+  folder_.prune_step_checkpoints(cfg_.checkpoint().keep_last());
+}
+
+int GrpoTrainer::run() {
+  std::cout << "grpo train: resolved config (saved to " << folder_.config_file().string() << ")\n"
+            << config::to_textproto(cfg_) << std::flush;
+  const bool has_eval = cfg_.eval().num_problems() > 0;
+  EvalResult base;
+  if (has_eval) {
+    base = evaluate_and_log(0);
+    std::cerr << fmt::format("step 0 (base policy): eval accuracy {:.3f}, format {:.3f} on {} held-out problems\n", base.accuracy,
+                             base.format_rate, base.num_problems);
+  }
+  ProgressBar bar("train", cfg_.steps(), resolve_progress_style(config::ProgressMode_Name(cfg_.logging().progress()), ::isatty(STDERR_FILENO)),
+                  std::cerr, cfg_.logging().log_every());
+  int last_finished = 0;
+  for (int step = 1; step <= cfg_.steps() && !interrupt_requested(); ++step) {
+    const auto step_start = Clock::now();
+    auto phase_start = Clock::now();
+    auto data = rollout_phase(step);
+    const double time_rollout = seconds_since(phase_start);
+    if (interrupt_requested()) break;  // the weights are still those of the last finished step
+
+    phase_start = Clock::now();
+    score_phase(data);
+    const auto advantages = group_advantages(data.rewards, data.scorable, cfg_.grpo().advantage_eps()).reshape({-1}).to(torch::kFloat32).to(device_);
+    const double time_reward = seconds_since(phase_start);
+
+    phase_start = Clock::now();
+    std::vector<std::vector<std::int64_t>> completions;
+    double completion_tokens = 0.0, truncated = 0.0;
+    for (const auto& c : data.generation.completions) {
+      completions.push_back(c.tokens);
+      completion_tokens += static_cast<double>(c.tokens.size());
+      truncated += c.finish == rollout::FinishReason::kLength ? 1.0 : 0.0;
+    }
+    const auto batch = make_sequence_batch(data.prompt_ids, completions, policy_.tokenizer.pad_id(), device_);
+    torch::Tensor ref_logprobs;
+    if (reference_) {
+      torch::NoGradGuard no_grad;
+      ref_logprobs = completion_logprobs(reference_, batch, cfg_.rollout().temperature(), false).logprobs;
+    }
+    const double time_logprobs = seconds_since(phase_start);
+
+    phase_start = Clock::now();
+    const auto update = update_phase(data, batch, ref_logprobs, advantages, step);
+    const double time_update = seconds_since(phase_start);
+    last_finished = step;
+
+    const auto n = static_cast<double>(completions.size());
+    nlohmann::ordered_json row = {{"step", step},
+                                  {"reward_mean", data.rewards.mean().item<double>()},
+                                  {"reward_std", data.rewards.std().item<double>()},
+                                  {"accuracy", data.component_means.count("accuracy") ? data.component_means["accuracy"] : NAN},
+                                  {"format_rate", data.component_means.count("format") ? data.component_means["format"] : NAN}};
+    for (const auto& [name, mean] : data.component_means) {
+      if (name != "accuracy" && name != "format") row["reward_" + name] = mean;
+    }
+    row.update(update);
+    row["completion_tokens_mean"] = completion_tokens / n;
+    row["truncated_fraction"] = truncated / n;
+    row["unscorable"] = static_cast<double>((~data.scorable).sum().item<std::int64_t>());
+    row["rollout_tokens_per_s"] = static_cast<double>(data.generation.generated_tokens) / std::max(time_rollout, 1e-9);
+    row["time_s"] = elapsed_at_start_ + seconds_since(start_);
+    row["time_step_s"] = seconds_since(step_start);
+    row["time_rollout_s"] = time_rollout;
+    row["time_reward_s"] = time_reward;
+    row["time_logprobs_s"] = time_logprobs;
+    row["time_update_s"] = time_update;
+    metrics_.write(row);
+    bar.update(step, fmt::format("reward {:.2f} acc {:.2f} fmt {:.2f} len {:.0f} kl {:.4f}", row["reward_mean"].get<double>(),
+                                 row["accuracy"].get<double>(), row["format_rate"].get<double>(), completion_tokens / n, update["kl"].get<double>()));
+    if (has_eval && cfg_.eval().every_steps() > 0 && step % cfg_.eval().every_steps() == 0 && step != cfg_.steps()) evaluate_and_log(step);
+    if (cfg_.checkpoint().every_steps() > 0 && step % cfg_.checkpoint().every_steps() == 0) save_step_checkpoint(step);
+  }
+  bar.finish("");
+  if (interrupt_requested()) {
+    save_step_checkpoint(last_finished);
+    std::cerr << fmt::format("grpo train: interrupted; checkpoint of the last finished step ({}) saved in {}\n", last_finished,
+                             folder_.step_checkpoint(last_finished).string());
+    return kInterruptedExitCode;
+  }
+  policy::save_policy(folder_.final_checkpoint(), policy_.model, policy_.tokenizer);
+  if (has_eval) {
+    const auto trained = evaluate_and_log(cfg_.steps());
+    std::cout << fmt::format("\nrun folder: {}\nheld-out greedy accuracy: base {:.1f}% → trained {:.1f}% ({:+.1f} points); format compliance "
+                             "{:.1f}% → {:.1f}%; mean completion {:.1f} → {:.1f} tokens; training took {:.0f} s\n",
+                             folder_.root().string(), 100 * base.accuracy, 100 * trained.accuracy, 100 * (trained.accuracy - base.accuracy),
+                             100 * base.format_rate, 100 * trained.format_rate, base.completion_tokens_mean, trained.completion_tokens_mean,
+                             seconds_since(start_));
+  }
+  std::cout << fmt::format("final policy (Hugging Face layout): {}\n", folder_.final_checkpoint().string());
+  return 0;
+}
+
+}  // namespace
+
+int run_training(const config::LoadedConfig& loaded) {
+  configure_threads(loaded.config.runtime().threads());
+  GrpoTrainer trainer(loaded);
+  install_interrupt_handlers();
+  return trainer.run();
+}
+
+}  // namespace grpo::rl

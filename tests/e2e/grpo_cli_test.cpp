@@ -1,0 +1,209 @@
+// End-to-end: the real `grpo` binary — help for every command, exit codes, config errors with line and column,
+// missing model and unwritable run folders, pretrain → train on a tiny config with the run folder checked, and
+// Ctrl-C leaving a usable checkpoint.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+namespace fs = std::filesystem;
+
+struct Result {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+Result run(const std::string& args) {
+  const std::string command = std::string(GRPO_BINARY) + " " + args + " 2>&1";
+  Result result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  std::array<char, 4096> buffer{};
+  while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) result.output += buffer.data();
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+
+class GrpoCli : public ::testing::Test {
+ protected:
+  static fs::path work() {
+    static const fs::path dir = [] {
+      const auto d = fs::temp_directory_path() / ("grpo_e2e_" + std::to_string(::getpid()));
+      fs::remove_all(d);
+      fs::create_directories(d);
+      return d;
+    }();
+    return dir;
+  }
+  static std::string write(const std::string& name, const std::string& text) {
+    const auto path = work() / name;
+    std::ofstream(path) << text;
+    return path.string();
+  }
+  // A tiny base checkpoint, made once for the suite by the real `grpo pretrain`.
+  static const std::string& base_model() {
+    static const std::string path = [] {
+      const auto out = (work() / "base").string();
+      const auto r = run("pretrain --output " + out + " " + tiny_model_flags() +
+                         " --set pretrain.steps=30 --set pretrain.batch_size=8 --set eval.num_problems=8 --set logging.progress=QUIET");
+      EXPECT_EQ(r.exit_code, 0) << r.output;
+      EXPECT_TRUE(contains(r.output, "\"accuracy\"")) << r.output;
+      return out;
+    }();
+    return path;
+  }
+  static std::string tiny_model_flags() {
+    return "--set pretrain.model.hidden_size=32 --set pretrain.model.num_hidden_layers=1 --set pretrain.model.num_attention_heads=2 "
+           "--set pretrain.model.num_key_value_heads=1 --set pretrain.model.intermediate_size=64";
+  }
+  static std::string tiny_train_flags(const std::string& name, int steps) {
+    return "--set model.path=" + base_model() + " --set output_dir=" + work().string() + " --set name=" + name +
+           " --set steps=" + std::to_string(steps) +
+           " --set rollout.prompts_per_step=2 --set rollout.group_size=4 --set rollout.max_new_tokens=24"
+           " --set eval.num_problems=6 --set eval.every_steps=0 --set checkpoint.every_steps=2 --set logging.progress=LINES"
+           " --set optimizer.lr=1e-3";
+  }
+};
+
+TEST_F(GrpoCli, HelpForEveryCommandAndExitCodes) {
+  const auto top = run("--help");
+  EXPECT_EQ(top.exit_code, 0);
+  for (const char* command : {"train", "pretrain", "eval", "generate"}) {
+    EXPECT_TRUE(contains(top.output, command)) << top.output;
+    const auto help = run(std::string(command) + " --help");
+    EXPECT_EQ(help.exit_code, 0) << command;
+    EXPECT_TRUE(contains(help.output, "Usage") || contains(help.output, "usage")) << help.output;
+  }
+  EXPECT_TRUE(contains(run("eval --help").output, "--num-problems"));
+  EXPECT_TRUE(contains(run("generate --help").output, "--prompt"));
+  EXPECT_EQ(run("").exit_code, 2);
+  EXPECT_EQ(run("frobnicate").exit_code, 2);
+  const auto typo = run("eval --modle x");
+  EXPECT_EQ(typo.exit_code, 2);
+  EXPECT_TRUE(contains(typo.output, "--model")) << typo.output;
+}
+
+TEST_F(GrpoCli, ConfigErrorsNameFileLineAndColumn) {
+  const auto unknown = write("unknown.textproto", "name: \"x\"\nrollout {\n  group_sizee: 4\n}\n");
+  auto r = run("train " + unknown);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "unknown.textproto:3:")) << r.output;
+  EXPECT_TRUE(contains(r.output, "group_size")) << r.output;  // among the valid choices
+
+  const auto range = write("range.textproto", "rollout { group_size: 1 }\n");
+  r = run("train " + range);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "range.textproto:1:")) << r.output;
+
+  r = run("train --set rollout.group_size=eight");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "rollout.group_size")) << r.output;
+
+  r = run("train " + (work() / "does_not_exist.textproto").string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "does_not_exist.textproto")) << r.output;
+}
+
+TEST_F(GrpoCli, MissingModelAndUnwritableRunFolderAreClearErrors) {
+  auto r = run("train --set model.path=" + (work() / "no_model").string() + " --set output_dir=" + work().string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "no_model does not exist")) << r.output;
+
+  const auto file = write("a_file", "not a folder");
+  r = run("train --set model.path=" + base_model() + " --set output_dir=" + file);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "run folder")) << r.output;
+
+  r = run("eval --model " + (work() / "no_model").string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.output, "does not exist")) << r.output;
+}
+
+TEST_F(GrpoCli, TrainWritesTheRunFolder) {
+  const auto r = run("train " + tiny_train_flags("tiny", 3));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto dir = work() / "tiny";
+  std::ifstream config_file(dir / "config.textproto");
+  std::stringstream config;
+  config << config_file.rdbuf();
+  EXPECT_TRUE(contains(config.str(), "group_size: 4")) << config.str();
+  EXPECT_TRUE(contains(r.output, "group_size: 4"));  // the resolved config is printed
+
+  std::ifstream metrics(dir / "metrics.jsonl");
+  std::vector<nlohmann::json> steps, evals;
+  for (std::string line; std::getline(metrics, line);) {
+    const auto row = nlohmann::json::parse(line);
+    (row.contains("eval_accuracy") ? evals : steps).push_back(row);
+  }
+  ASSERT_EQ(steps.size(), 3u);
+  for (const char* key : {"step", "reward_mean", "accuracy", "format_rate", "kl", "loss", "entropy", "completion_tokens_mean",
+                          "rollout_tokens_per_s", "time_s", "time_rollout_s", "time_reward_s", "time_update_s"}) {
+    EXPECT_TRUE(steps[0].contains(key)) << key;
+  }
+  EXPECT_EQ(steps[2]["step"], 3);
+  ASSERT_EQ(evals.size(), 2u);
+  EXPECT_EQ(evals[0]["step"], 0);
+  EXPECT_EQ(evals[1]["step"], 3);
+  for (const auto& e : evals) {
+    EXPECT_GE(e["eval_accuracy"].get<double>(), 0.0);
+    EXPECT_LE(e["eval_format_rate"].get<double>(), 1.0);
+  }
+  EXPECT_TRUE(fs::exists(dir / "checkpoints" / "step-000002" / "model.safetensors"));
+  EXPECT_TRUE(contains(r.output, "held-out greedy accuracy")) << r.output;
+
+  const auto eval = run("eval --model " + (dir / "final").string() + " --num-problems 5 --seed 3");
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  const auto line = nlohmann::json::parse(eval.output.substr(eval.output.find('{')));
+  EXPECT_EQ(line["num_problems"], 5);
+  EXPECT_TRUE(line.contains("accuracy") && line.contains("format_rate"));
+
+  const auto generated = run("generate --model " + (dir / "final").string() + " --prompt 2+3*4 --num-samples 2 --temperature 1 --max-new-tokens 8");
+  ASSERT_EQ(generated.exit_code, 0) << generated.output;
+  EXPECT_TRUE(contains(generated.output, "\"completion\"")) << generated.output;
+}
+
+TEST_F(GrpoCli, CtrlCLeavesACheckpointOfTheLastFinishedStep) {
+  const auto dir = work() / "interrupted";
+  const auto command = std::string(GRPO_BINARY) + " train " + tiny_train_flags("interrupted", 100000) + " --set checkpoint.every_steps=0";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", ("exec " + command + " >/dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait until at least one training step is logged, then interrupt as Ctrl-C would.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+  bool saw_step = false;
+  while (!saw_step && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::ifstream metrics(dir / "metrics.jsonl");
+    for (std::string line; std::getline(metrics, line);) saw_step |= contains(line, "\"reward_mean\"");
+  }
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(saw_step);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  fs::path checkpoint;
+  for (const auto& entry : fs::directory_iterator(dir / "checkpoints")) checkpoint = entry.path();
+  ASSERT_FALSE(checkpoint.empty());
+  const auto eval = run("eval --model " + checkpoint.string() + " --num-problems 3");
+  EXPECT_EQ(eval.exit_code, 0) << eval.output;
+}
+
+}  // namespace

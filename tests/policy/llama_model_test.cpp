@@ -1,0 +1,198 @@
+// The Llama-family model against an independent, deliberately plain re-implementation (per-head loops, explicit
+// softmax, rotary embedding by pair rotation), plus KV-cache and left-padding consistency.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "policy/llama_model.h"
+
+namespace grpo::policy {
+namespace {
+
+ModelConfig tiny_config(bool tied = true) {
+  ModelConfig c;
+  c.vocab_size = 23;
+  c.hidden_size = 16;
+  c.intermediate_size = 40;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 4;
+  c.max_position_embeddings = 64;
+  c.rope_theta = 10000.0;
+  c.rms_norm_eps = 1e-6;
+  c.tie_word_embeddings = tied;
+  return c;
+}
+
+LlamaForCausalLM make_model(bool tied = true) {
+  LlamaForCausalLM model(tiny_config(tied));
+  initialize_weights(model, 7);
+  // Larger-than-default weights so that attention patterns are far from uniform and errors would show.
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->parameters()) p.mul_(5.0);
+  return model;
+}
+
+// Plain reference for one unpadded sequence [T] → logits [T, V], written from the Llama paper / HF description
+// without sharing code with the model: RMSNorm, RoPE as rotation of (x_i, x_{i+D/2}) pairs, causal softmax
+// attention with K/V head h/(H/K), SwiGLU.
+torch::Tensor reference_logits(LlamaForCausalLM& model, const std::vector<std::int64_t>& ids) {
+  torch::NoGradGuard no_grad;
+  const auto& c = model->config();
+  auto params = model->named_parameters();
+  auto p = [&](const std::string& name) { return params[name].to(torch::kFloat64); };
+  auto rms = [&](const torch::Tensor& x, const torch::Tensor& w) { return w * x / (x.pow(2).mean(-1, true) + c.rms_norm_eps).sqrt(); };
+  const auto T = static_cast<std::int64_t>(ids.size());
+  const auto D = c.head_dim;
+  auto h = p("model.embed_tokens.weight").index_select(0, torch::tensor(ids));
+  auto rope = [&](torch::Tensor x) {  // x [T, D]
+    auto out = x.clone();
+    for (std::int64_t t = 0; t < T; ++t) {
+      for (std::int64_t i = 0; i < D / 2; ++i) {
+        const double angle = static_cast<double>(t) / std::pow(c.rope_theta, 2.0 * static_cast<double>(i) / static_cast<double>(D));
+        const double a = x[t][i].item<double>(), b = x[t][i + D / 2].item<double>();
+        out[t][i] = a * std::cos(angle) - b * std::sin(angle);
+        out[t][i + D / 2] = b * std::cos(angle) + a * std::sin(angle);
+      }
+    }
+    return out;
+  };
+  for (std::int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
+    const auto prefix = "model.layers." + std::to_string(layer) + ".";
+    const auto x = rms(h, p(prefix + "input_layernorm.weight"));
+    const auto q = x.matmul(p(prefix + "self_attn.q_proj.weight").t());
+    const auto k = x.matmul(p(prefix + "self_attn.k_proj.weight").t());
+    const auto v = x.matmul(p(prefix + "self_attn.v_proj.weight").t());
+    std::vector<torch::Tensor> heads;
+    for (std::int64_t head = 0; head < c.num_attention_heads; ++head) {
+      const auto kv = head / (c.num_attention_heads / c.num_key_value_heads);
+      const auto qh = rope(q.narrow(1, head * D, D));
+      const auto kh = rope(k.narrow(1, kv * D, D));
+      const auto vh = v.narrow(1, kv * D, D);
+      auto scores = qh.matmul(kh.t()) / std::sqrt(static_cast<double>(D));
+      scores = scores.masked_fill(torch::ones({T, T}, torch::kBool).triu(1), -INFINITY);
+      heads.push_back(scores.softmax(-1).matmul(vh));
+    }
+    h = h + torch::cat(heads, 1).matmul(p(prefix + "self_attn.o_proj.weight").t());
+    const auto y = rms(h, p(prefix + "post_attention_layernorm.weight"));
+    const auto gate = y.matmul(p(prefix + "mlp.gate_proj.weight").t());
+    const auto up = y.matmul(p(prefix + "mlp.up_proj.weight").t());
+    h = h + (gate * torch::sigmoid(gate) * up).matmul(p(prefix + "mlp.down_proj.weight").t());
+  }
+  h = rms(h, p("model.norm.weight"));
+  const auto head = c.tie_word_embeddings ? p("model.embed_tokens.weight") : p("lm_head.weight");
+  return h.matmul(head.t()).to(torch::kFloat32);
+}
+
+torch::Tensor full_forward(LlamaForCausalLM& model, const std::vector<std::int64_t>& ids) {
+  torch::NoGradGuard no_grad;
+  const auto input = torch::tensor(ids).unsqueeze(0);
+  const auto valid = torch::ones_like(input, torch::kBool);
+  return model->forward(input, positions_from_valid(valid), causal_padding_mask(valid, input.size(1))).squeeze(0);
+}
+
+TEST(LlamaModel, MatchesPlainReferenceTiedAndUntied) {
+  for (bool tied : {true, false}) {
+    auto model = make_model(tied);
+    const std::vector<std::int64_t> ids = {3, 17, 5, 5, 22, 0, 9, 11, 4};
+    const auto ours = full_forward(model, ids);
+    const auto expected = reference_logits(model, ids);
+    ASSERT_EQ(ours.sizes(), expected.sizes());
+    EXPECT_LT((ours - expected).abs().max().item<double>(), 2e-4) << "tied=" << tied;
+    EXPECT_GT(expected.abs().max().item<double>(), 1.0);  // the comparison is not trivially between zeros
+  }
+}
+
+TEST(LlamaModel, ParameterNamesAreHuggingFaceNames) {
+  auto model = make_model(/*tied=*/false);
+  std::set<std::string> names;
+  for (const auto& item : model->named_parameters()) names.insert(item.key());
+  std::set<std::string> expected = {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"};
+  for (int layer = 0; layer < 2; ++layer) {
+    const auto prefix = "model.layers." + std::to_string(layer) + ".";
+    for (const char* name : {"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",
+                             "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight", "input_layernorm.weight",
+                             "post_attention_layernorm.weight"}) {
+      expected.insert(prefix + name);
+    }
+  }
+  EXPECT_EQ(names, expected);
+}
+
+TEST(LlamaModel, KvCacheDecodingEqualsFullForward) {
+  auto model = make_model();
+  const std::vector<std::int64_t> ids = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+  const auto full = full_forward(model, ids);
+  torch::NoGradGuard no_grad;
+  auto cache = model->make_cache(1, 16);
+  const std::int64_t prefix = 4;
+  auto valid = torch::ones({1, prefix}, torch::kBool);
+  const auto prefill = model->forward(torch::tensor(std::vector<std::int64_t>(ids.begin(), ids.begin() + prefix)).unsqueeze(0),
+                                      positions_from_valid(valid), causal_padding_mask(valid, prefix), &cache);
+  EXPECT_LT((prefill.squeeze(0) - full.narrow(0, 0, prefix)).abs().max().item<double>(), 1e-5);
+  for (std::int64_t t = prefix; t < static_cast<std::int64_t>(ids.size()); ++t) {
+    valid = torch::ones({1, t + 1}, torch::kBool);
+    const auto step = model->forward(torch::tensor({ids[static_cast<std::size_t>(t)]}).view({1, 1}), torch::tensor({t}).view({1, 1}),
+                                     causal_padding_mask(valid, 1), &cache);
+    EXPECT_LT((step.view({-1}) - full[t]).abs().max().item<double>(), 1e-5) << "position " << t;
+  }
+  EXPECT_EQ(cache.length, static_cast<std::int64_t>(ids.size()));
+}
+
+TEST(LlamaModel, LeftPaddingDoesNotChangeLogits) {
+  auto model = make_model();
+  const std::vector<std::int64_t> short_ids = {4, 8, 15};
+  const std::vector<std::int64_t> long_ids = {16, 0, 19, 1, 2, 3};
+  torch::NoGradGuard no_grad;
+  auto input = torch::zeros({2, 6}, torch::kInt64);
+  auto valid = torch::zeros({2, 6}, torch::kBool);
+  for (int t = 0; t < 3; ++t) {
+    input[0][3 + t] = short_ids[static_cast<std::size_t>(t)];
+    valid[0][3 + t] = true;
+  }
+  for (int t = 0; t < 6; ++t) {
+    input[1][t] = long_ids[static_cast<std::size_t>(t)];
+    valid[1][t] = true;
+  }
+  const auto batched = model->forward(input, positions_from_valid(valid), causal_padding_mask(valid, 6));
+  EXPECT_FALSE(batched.isnan().any().item<bool>());
+  EXPECT_LT((batched[0].narrow(0, 3, 3) - full_forward(model, short_ids)).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((batched[1] - full_forward(model, long_ids)).abs().max().item<double>(), 1e-5);
+}
+
+TEST(LlamaModel, MaskHelpers) {
+  const auto valid = torch::tensor({false, true, true}).view({1, 3});
+  EXPECT_TRUE(torch::equal(positions_from_valid(valid), torch::tensor({0L, 0L, 1L}).view({1, 3})));
+  const auto mask = causal_padding_mask(valid, 3).squeeze();
+  // Query 0 is padding: it sees only itself. Query 1 sees key 1. Query 2 sees keys 1 and 2.
+  const auto expected = torch::tensor({true, false, false, false, true, false, false, true, true}).view({3, 3});
+  EXPECT_TRUE(torch::equal(mask, expected));
+}
+
+TEST(ModelConfig, RejectsWhatItDoesNotImplement) {
+  auto json = tiny_config().to_json();
+  EXPECT_NO_THROW(ModelConfig::from_json(json, "config.json"));
+  auto scaled = json;
+  scaled["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  EXPECT_THROW(ModelConfig::from_json(scaled, "config.json"), std::invalid_argument);
+  auto other = json;
+  other["architectures"] = {"MambaForCausalLM"};
+  try {
+    ModelConfig::from_json(other, "dir/config.json");
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("MambaForCausalLM"), std::string::npos);
+    EXPECT_NE(std::string(error.what()).find("dir/config.json"), std::string::npos);
+  }
+  auto bad_heads = json;
+  bad_heads["num_key_value_heads"] = 3;
+  EXPECT_THROW(ModelConfig::from_json(bad_heads, "config.json"), std::invalid_argument);
+  auto missing = json;
+  missing.erase("hidden_size");
+  EXPECT_THROW(ModelConfig::from_json(missing, "config.json"), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace grpo::policy
