@@ -49,7 +49,12 @@ foreach(_target torch torch_cpu torch_cuda c10 c10_cuda torch_library)
   set_target_properties(${_target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_clean_dirs}")
 endforeach()
 # TorchConfig appends its flags to CMAKE_CXX_FLAGS (ABI macro); keep them but apply them per target instead.
-set(GRPO_TORCH_LIBRARIES ${TORCH_LIBRARIES})
+# libtorch.so exports its own copies of some std::filesystem functions (pytorch/pytorch#133437), and
+# std::filesystem::remove_all resolved there crashes. Linking libstdc++ ahead of LibTorch makes the dynamic linker
+# bind those symbols to the real libstdc++.
+add_library(grpo_torch INTERFACE)
+target_link_libraries(grpo_torch INTERFACE "-Wl,--no-as-needed" stdc++ "-Wl,--as-needed" ${TORCH_LIBRARIES})
+set(GRPO_TORCH_LIBRARIES grpo_torch)
 
 set(GRPO_HAVE_CUDA OFF)
 if(NOT GRPO_CUDA STREQUAL "OFF")

@@ -2,7 +2,7 @@
 add_library(grpo_warnings INTERFACE)
 target_compile_options(grpo_warnings INTERFACE
   $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor -Wcast-align
-                            -Wunused -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough>)
+                            -Wunused -Woverloaded-virtual -Wimplicit-fallthrough>)
 if(GRPO_WERROR)
   target_compile_options(grpo_warnings INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-Werror>)
 endif()

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -12,6 +13,8 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 namespace grpo::policy {
 
@@ -37,7 +40,8 @@ class CharTokenizer {
   // model_max_length. Throws TokenizerError naming the file and the unsupported or malformed component.
   static CharTokenizer load(const std::filesystem::path& dir);
 
-  // Writes dir/tokenizer.json and dir/tokenizer_config.json (tokenizer_class "PreTrainedTokenizerFast").
+  // Writes dir/tokenizer.json (always the BPE form) and dir/tokenizer_config.json (tokenizer_class
+  // "PreTrainedTokenizerFast", the eos/pad/unk names, model_max_length or transformers' 1e30 when unset).
   void save(const std::filesystem::path& dir) const;
 
   std::vector<std::int64_t> encode(std::string_view text) const;
@@ -52,6 +56,7 @@ class CharTokenizer {
   std::optional<std::int64_t> token_to_id(std::string_view token) const;
   // Throws TokenizerError for an id outside [0, vocab_size()).
   const std::string& id_to_token(std::int64_t id) const;
+  // Whether `id` is a special added token (left out by decode(..., skip_special_tokens=true)); false out of range.
   bool is_special(std::int64_t id) const;
 
   // The longest sequence the model takes, written to tokenizer_config.json; unset means unknown.
@@ -73,11 +78,15 @@ class CharTokenizer {
     bool normalized = false;
   };
 
-  // The model's view of the vocabulary: (token, id) for every id in [0, n) exactly once; `added` are a subset.
+  // `tokens[id]` is the token of each id (all distinct); `added` lists which of them are added tokens.
   CharTokenizer(std::vector<std::string> tokens, std::vector<AddedToken> added, std::int64_t unk_id,
                 std::int64_t eos_id, std::int64_t pad_id, bool fuse_unk);
 
-  // Appends the ids of `text`, which holds no added token of the current pass, character by character.
+  // One entry of tokenizer.json's "added_tokens", checked against the model vocab.
+  static AddedToken read_added_token(const std::filesystem::path& file, const nlohmann::json& entry,
+                                     const nlohmann::json& vocab);
+
+  // Appends the ids of `text`, from which every added token has been split out, one character at a time.
   void encode_characters(std::string_view text, std::vector<std::int64_t>& ids) const;
   // Splits out the added tokens whose `normalized` flag equals `normalized`; other text goes to the next pass.
   void encode_pass(std::string_view text, bool normalized, std::vector<std::int64_t>& ids) const;

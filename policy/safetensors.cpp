@@ -22,8 +22,8 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 namespace grpo::policy {
 namespace {
@@ -155,7 +155,7 @@ Json parse_header(const std::filesystem::path& path, std::string_view text) {
         if (open_objects.size() == 1) current_tensor = key;
         if (!open_objects.back().insert(key).second && !duplicate) {
           duplicate = open_objects.size() == 1
-                          ? fmt::format("header names tensor '{}' twice", key)
+                          ? fmt::format("header has two entries named '{}'", key)
                           : fmt::format("header repeats key '{}' inside the entry of '{}'", key, current_tensor);
         }
         break;
@@ -256,8 +256,9 @@ std::map<std::string, std::string> parse_metadata(const std::filesystem::path& p
 }
 
 void check_no_overlap(const std::filesystem::path& path, std::vector<TensorEntry>& entries) {
-  std::sort(entries.begin(), entries.end(),
-            [](const TensorEntry& a, const TensorEntry& b) { return std::tie(a.begin, a.end) < std::tie(b.begin, b.end); });
+  std::sort(entries.begin(), entries.end(), [](const TensorEntry& a, const TensorEntry& b) {
+    return std::tie(a.begin, a.end) < std::tie(b.begin, b.end);
+  });
   for (std::size_t i = 1; i < entries.size(); ++i) {
     const TensorEntry& previous = entries[i - 1];
     const TensorEntry& current = entries[i];
@@ -292,7 +293,8 @@ torch::Tensor make_tensor(const std::filesystem::path& path, const TensorEntry& 
     return copy;
   }
   // The deleter owns a reference to the mapping: the file stays mapped until LibTorch frees the last view.
-  return torch::from_blob(data, entry.shape, [mapping](void* /*data*/) {}, options);
+  return torch::from_blob(
+      data, entry.shape, [mapping](void* /*data*/) {}, options);
 }
 
 void write_all(const std::filesystem::path& path, int fd, const void* data, std::uint64_t size) {
@@ -368,7 +370,9 @@ SafetensorsFile load_safetensors(const std::filesystem::path& path) {
     }
   }
   check_no_overlap(path, entries);
-  for (const TensorEntry& entry : entries) file.tensors.emplace(entry.name, make_tensor(path, entry, mapping, buffer_start));
+  for (const TensorEntry& entry : entries) {
+    file.tensors.emplace(entry.name, make_tensor(path, entry, mapping, buffer_start));
+  }
   return file;
 }
 

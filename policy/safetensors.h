@@ -29,7 +29,8 @@ struct SafetensorsFile {
 };
 
 // Loads every tensor of `path`. Supported dtypes: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL.
-// Throws SafetensorsError for an unreadable or malformed file.
+// Throws SafetensorsError for an unreadable or malformed file. Unused bytes between or after tensors are
+// tolerated (the reference reader refuses them); overlapping tensors are not.
 SafetensorsFile load_safetensors(const std::filesystem::path& path);
 
 // Writes `tensors` (copied to contiguous CPU memory, laid out in the given order) and `metadata` to `path`.

@@ -8,6 +8,7 @@
 
 #include "policy/checkpoint.h"
 #include "policy/prompt_template.h"
+#include "reward/grader_registry.h"
 #include "rl/config/config_loader.h"
 #include "rl/evaluate.h"
 #include "rl/pretrain.h"
@@ -22,10 +23,22 @@ constexpr std::string_view kProgram = "grpo";
 
 const cli::OptionSpec kSetOption{"set", "FIELD=VALUE", "override one config field, e.g. --set rollout.group_size=8 (repeatable)", "", true, false};
 
-config::LoadedConfig load_config(const cli::ParsedArgs& args, std::string_view config_name) {
-  const auto overrides = args.get_all("set");
-  if (const auto file = args.get(config_name)) return config::load_config_file(*file, overrides);
-  return config::default_config(overrides);
+// Names that refer to registries outside the config schema are checked here, before any work starts, with the
+// location of the offending value and the registered names.
+void check_registry_choices(const config::LoadedConfig& loaded) {
+  config::check_choice(loaded, "task.prompt_template", loaded.config.task().prompt_template(), policy::prompt_template_names());
+  const auto graders = reward::registered_grader_names();
+  for (int i = 0; i < loaded.config.reward().graders_size(); ++i) {
+    config::check_choice(loaded, fmt::format("reward.graders[{}].name", i), loaded.config.reward().graders(i).name(), graders);
+  }
+}
+
+config::LoadedConfig load_config(const cli::ParsedArgs& args, std::string_view config_name, std::vector<std::string> extra_overrides = {}) {
+  auto overrides = args.get_all("set");
+  overrides.insert(overrides.end(), extra_overrides.begin(), extra_overrides.end());
+  auto loaded = args.get(config_name) ? config::load_config_file(*args.get(config_name), overrides) : config::default_config(overrides);
+  check_registry_choices(loaded);
+  return loaded;
 }
 
 int train(const cli::ParsedArgs& args) {
@@ -38,10 +51,9 @@ int train(const cli::ParsedArgs& args) {
 }
 
 int pretrain(const cli::ParsedArgs& args) {
-  auto overrides = args.get_all("set");
-  if (const auto output = args.get("output")) overrides.push_back("pretrain.output=" + *output);
-  const auto loaded = args.get("config") ? config::load_config_file(*args.get("config"), overrides) : config::default_config(overrides);
-  return run_pretraining(loaded);
+  std::vector<std::string> extra;
+  if (const auto output = args.get("output")) extra.push_back("pretrain.output=" + *output);
+  return run_pretraining(load_config(args, "config", extra));
 }
 
 policy::Policy load_model_arg(const cli::ParsedArgs& args, torch::Device device) {
@@ -53,10 +65,9 @@ policy::Policy load_model_arg(const cli::ParsedArgs& args, torch::Device device)
 }
 
 int eval(const cli::ParsedArgs& args) {
-  auto overrides = args.get_all("set");
-  overrides.push_back("eval.num_problems=" + args.get_or_default("num-problems"));
-  if (const auto seed = args.get("seed")) overrides.push_back("eval.seed=" + *seed);
-  const auto loaded = args.get("config") ? config::load_config_file(*args.get("config"), overrides) : config::default_config(overrides);
+  std::vector<std::string> extra = {"eval.num_problems=" + args.get_or_default("num-problems")};
+  if (const auto seed = args.get("seed")) extra.push_back("eval.seed=" + *seed);
+  const auto loaded = load_config(args, "config", extra);
   const auto& cfg = loaded.config;
   if (args.get_or_default("task") != "arithmetic") {
     throw cli::UsageError(fmt::format("--task: unknown task '{}'; valid: arithmetic", args.get_or_default("task")));

@@ -21,7 +21,8 @@ torch::Tensor sampling_distribution(const torch::Tensor& logits, const SamplingP
     // crosses the threshold is kept, as in Hugging Face's TopPLogitsWarper.
     const auto [sorted, order] = probs.sort(-1, /*descending=*/true);
     const auto mass_before = sorted.cumsum(-1) - sorted;
-    const auto drop_sorted = mass_before >= params.top_p;
+    auto drop_sorted = mass_before >= params.top_p;
+    drop_sorted.select(-1, 0).fill_(false);  // the most likely token always stays (top_p = 0 means greedy)
     const auto drop = torch::zeros_like(drop_sorted).scatter(-1, order, drop_sorted);
     probs = probs.masked_fill(drop, 0.0);
     probs = probs / probs.sum(-1, /*keepdim=*/true);

@@ -40,14 +40,21 @@ bool contains(const std::string& haystack, const std::string& needle) { return h
 
 class GrpoCli : public ::testing::Test {
  protected:
+  // A scratch folder per test process, removed when the process exits.
   static fs::path work() {
-    static const fs::path dir = [] {
-      const auto d = fs::temp_directory_path() / ("grpo_e2e_" + std::to_string(::getpid()));
-      fs::remove_all(d);
-      fs::create_directories(d);
-      return d;
-    }();
-    return dir;
+    struct Scratch {
+      fs::path dir = fs::temp_directory_path() / ("grpo_e2e_" + std::to_string(::getpid()));
+      Scratch() {
+        fs::remove_all(dir);
+        fs::create_directories(dir);
+      }
+      ~Scratch() {
+        std::error_code ignored;
+        fs::remove_all(dir, ignored);
+      }
+    };
+    static const Scratch scratch;
+    return scratch.dir;
   }
   static std::string write(const std::string& name, const std::string& text) {
     const auto path = work() / name;
@@ -204,6 +211,21 @@ TEST_F(GrpoCli, CtrlCLeavesACheckpointOfTheLastFinishedStep) {
   ASSERT_FALSE(checkpoint.empty());
   const auto eval = run("eval --model " + checkpoint.string() + " --num-problems 3");
   EXPECT_EQ(eval.exit_code, 0) << eval.output;
+}
+
+}  // namespace
+
+namespace {
+
+// The shipped base policy is what the demo starts from: it must load, and it must be the deliberately imperfect
+// model the demo promises (greedy accuracy at most 50% on the held-out set), so that GRPO has something to fix.
+TEST(ShippedBasePolicy, LoadsAndIsOftenWrong) {
+  const auto model = std::string(GRPO_SOURCE_DIR) + "/examples/base_policy";
+  const auto r = run("eval --model " + model + " --num-problems 200");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto line = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_EQ(line["num_problems"], 200);
+  EXPECT_LE(line["accuracy"].get<double>(), 0.5) << r.output;
 }
 
 }  // namespace
