@@ -162,7 +162,7 @@ std::vector<Command> make_commands() {
                      {"top-k", "K", "sample among the K most likely tokens (0 = off)", "0", false, false},
                      {"seed", "S", "sampling seed", "0", false, false},
                      {"device", "NAME", "auto, cpu or cuda", "auto", false, false}},
-                    {"grpo generate --model runs/r1zero-arithmetic/final --prompt \"17+4*6-9\""}},
+                    {"grpo generate --model runs/r1zero-arithmetic/final --prompt \"7+4*6-9\""}},
                    generate});
   return table;
 }

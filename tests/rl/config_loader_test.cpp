@@ -178,7 +178,7 @@ TEST(ConfigValidate, MinOpsMustNotExceedMaxOps) {
             "x.textproto:3:3); min_ops must be <= max_ops");
   // Only max_ops written: the error points at it, not at the default.
   EXPECT_EQ(load_error("", {"task.arithmetic.max_ops=1"}),
-            "--set task.arithmetic.max_ops=1: task.arithmetic.max_ops: 1 is less than task.arithmetic.min_ops = 2 "
+            "--set task.arithmetic.max_ops=1: task.arithmetic.max_ops: 1 is less than task.arithmetic.min_ops = 3 "
             "(from default); min_ops must be <= max_ops");
   EXPECT_NO_THROW(load("task { arithmetic { min_ops: 3 max_ops: 3 } }"));
 }
@@ -285,7 +285,7 @@ TEST(ConfigDefaults, EveryFieldIsResolvedFromTheSchema) {
   EXPECT_EQ(config.rollout().group_size(), 8);
   EXPECT_TRUE(config.has_seed());
   EXPECT_TRUE(config.task().arithmetic().has_min_ops());
-  EXPECT_EQ(config.task().arithmetic().max_value(), 150);
+  EXPECT_EQ(config.task().arithmetic().max_value(), 99);
   EXPECT_TRUE(config.grpo().has_loss_aggregation());
   EXPECT_DOUBLE_EQ(config.grpo().advantage_eps(), 1e-4);
   EXPECT_EQ(config.runtime().device(), "auto");
