@@ -16,6 +16,11 @@
 
 namespace grpo::config {
 
+// Field path → where its value came from; see LoadedConfig::location.
+using FieldLocations = std::map<std::string, std::string, std::less<>>;
+// The location of a value nobody wrote: it holds the schema default.
+inline constexpr std::string_view kDefaultLocation = "default";
+
 // A configuration the user has to fix. The message reads "<where>: <what was wrong>", and lists the valid choices
 // when there is a list, e.g. "examples/x.textproto:7:3: rollout.group_size = 0 is out of range; valid range [2, 1024]".
 class ConfigError : public std::runtime_error {
@@ -48,7 +53,7 @@ class LoadedConfig {
                                        std::span<const std::string> overrides);
 
   // Field path → location, for the values the file or an override set; absent paths hold their default.
-  std::map<std::string, std::string, std::less<>> locations_;
+  FieldLocations locations_;
 };
 
 // Reads `file` (text-format RunConfig), then applies `overrides` in order (each "path=value", as written after

@@ -1,0 +1,196 @@
+// Defaults and validation (see validation.h).
+#include "rl/config/validation.h"
+
+#include <fmt/format.h>
+#include <google/protobuf/descriptor.h>
+
+#include <cmath>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rl/config/field_text.h"
+
+namespace grpo::config::internal {
+namespace {
+
+namespace pb = google::protobuf;
+using pb::Descriptor;
+using pb::FieldDescriptor;
+using pb::Message;
+using pb::Reflection;
+
+struct NumericValue {
+  double value;
+  std::string text;
+};
+
+std::optional<NumericValue> numeric_value(const Message& message, const FieldDescriptor& field, int index) {
+  const Reflection& reflection = *message.GetReflection();
+  const bool repeated = field.is_repeated();
+  const auto number = [](auto value) { return NumericValue{static_cast<double>(value), fmt::format("{}", value)}; };
+  switch (field.cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32:
+      return number(repeated ? reflection.GetRepeatedInt32(message, &field, index)
+                             : reflection.GetInt32(message, &field));
+    case FieldDescriptor::CPPTYPE_INT64:
+      return number(repeated ? reflection.GetRepeatedInt64(message, &field, index)
+                             : reflection.GetInt64(message, &field));
+    case FieldDescriptor::CPPTYPE_UINT32:
+      return number(repeated ? reflection.GetRepeatedUInt32(message, &field, index)
+                             : reflection.GetUInt32(message, &field));
+    case FieldDescriptor::CPPTYPE_UINT64:
+      return number(repeated ? reflection.GetRepeatedUInt64(message, &field, index)
+                             : reflection.GetUInt64(message, &field));
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+      return number(repeated ? reflection.GetRepeatedDouble(message, &field, index)
+                             : reflection.GetDouble(message, &field));
+    case FieldDescriptor::CPPTYPE_FLOAT:
+      return number(repeated ? reflection.GetRepeatedFloat(message, &field, index)
+                             : reflection.GetFloat(message, &field));
+    default:
+      return std::nullopt;
+  }
+}
+
+// Every set numeric field against its (valid_min)/(valid_max); floating fields must also be finite.
+void check_ranges(const LoadedConfig& loaded, const Message& message, const std::string& prefix,
+                  std::vector<std::string>& problems) {
+  const Reflection& reflection = *message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection.ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    const bool repeated = field->is_repeated();
+    const int count = repeated ? reflection.FieldSize(message, field) : 1;
+    for (int i = 0; i < count; ++i) {
+      const std::string path = repeated ? fmt::format("{}{}[{}]", prefix, field->name(), i) : prefix + field->name();
+      if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        check_ranges(
+            loaded, repeated ? reflection.GetRepeatedMessage(message, field, i) : reflection.GetMessage(message, field),
+            path + ".", problems);
+        continue;
+      }
+      const std::optional<NumericValue> number = numeric_value(message, *field, repeated ? i : -1);
+      if (!number) continue;
+      const Range range = range_of(*field);
+      const std::string valid = range.min || range.max ? fmt::format("; valid range {}", range_text(*field)) : "";
+      if (is_floating_field(*field) && !std::isfinite(number->value)) {
+        problems.push_back(
+            fmt::format("{}: {} = {} is not a finite number{}", loaded.location(path), path, number->text, valid));
+      } else if ((range.min && number->value < *range.min) || (range.max && number->value > *range.max)) {
+        problems.push_back(
+            fmt::format("{}: {} = {} is out of range{}", loaded.location(path), path, number->text, valid));
+      }
+    }
+  }
+}
+
+void check_arithmetic_ops(const LoadedConfig& loaded) {
+  const ArithmeticTaskConfig& arithmetic = loaded.config.task().arithmetic();
+  if (arithmetic.min_ops() <= arithmetic.max_ops()) return;
+  // Point at whichever bound the user wrote; when both are written, at min_ops.
+  const bool min_is_default = loaded.location("task.arithmetic.min_ops") == kDefaultLocation;
+  const std::string blamed = min_is_default ? "task.arithmetic.max_ops" : "task.arithmetic.min_ops";
+  const std::string other = min_is_default ? "task.arithmetic.min_ops" : "task.arithmetic.max_ops";
+  const bool blame_min = blamed == "task.arithmetic.min_ops";
+  fail_at(loaded, blamed,
+          fmt::format("{} is {} {} = {} (from {}); min_ops must be <= max_ops",
+                      blame_min ? arithmetic.min_ops() : arithmetic.max_ops(), blame_min ? "greater than" : "less than",
+                      other, blame_min ? arithmetic.max_ops() : arithmetic.min_ops(), loaded.location(other)));
+}
+
+void check_grader_names(const LoadedConfig& loaded) {
+  const RewardConfig& reward = loaded.config.reward();
+  for (int i = 0; i < reward.graders_size(); ++i) {
+    if (!reward.graders(i).name().empty()) continue;
+    const std::string name_path = fmt::format("reward.graders[{}].name", i);
+    // An unset name has no location of its own; the grader block it belongs to does.
+    const std::string path =
+        loaded.location(name_path) == kDefaultLocation ? fmt::format("reward.graders[{}]", i) : name_path;
+    fail_at(loaded, path, "a grader needs a non-empty name: a registered grader such as \"accuracy\" or \"format\"");
+  }
+}
+
+}  // namespace
+
+void resolve_defaults(Message& message) {
+  const Reflection& reflection = *message.GetReflection();
+  const Descriptor& type = *message.GetDescriptor();
+  for (int i = 0; i < type.field_count(); ++i) {
+    const FieldDescriptor& field = *type.field(i);
+    if (field.is_repeated()) {
+      if (field.cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) continue;
+      for (int j = 0; j < reflection.FieldSize(message, &field); ++j) {
+        resolve_defaults(*reflection.MutableRepeatedMessage(&message, &field, j));
+      }
+      continue;
+    }
+    if (field.cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      resolve_defaults(*reflection.MutableMessage(&message, &field));
+      continue;
+    }
+    if (reflection.HasField(message, &field)) continue;
+    switch (field.cpp_type()) {
+      case FieldDescriptor::CPPTYPE_INT32:
+        reflection.SetInt32(&message, &field, field.default_value_int32());
+        break;
+      case FieldDescriptor::CPPTYPE_INT64:
+        reflection.SetInt64(&message, &field, field.default_value_int64());
+        break;
+      case FieldDescriptor::CPPTYPE_UINT32:
+        reflection.SetUInt32(&message, &field, field.default_value_uint32());
+        break;
+      case FieldDescriptor::CPPTYPE_UINT64:
+        reflection.SetUInt64(&message, &field, field.default_value_uint64());
+        break;
+      case FieldDescriptor::CPPTYPE_DOUBLE:
+        reflection.SetDouble(&message, &field, field.default_value_double());
+        break;
+      case FieldDescriptor::CPPTYPE_FLOAT:
+        reflection.SetFloat(&message, &field, field.default_value_float());
+        break;
+      case FieldDescriptor::CPPTYPE_BOOL:
+        reflection.SetBool(&message, &field, field.default_value_bool());
+        break;
+      case FieldDescriptor::CPPTYPE_ENUM:
+        reflection.SetEnum(&message, &field, field.default_value_enum());
+        break;
+      case FieldDescriptor::CPPTYPE_STRING:
+        reflection.SetString(&message, &field, field.default_value_string());
+        break;
+      case FieldDescriptor::CPPTYPE_MESSAGE:
+        break;
+    }
+  }
+}
+
+void resolve_default_graders(RewardConfig& reward) {
+  if (reward.graders_size() > 0) return;
+  GraderWeight* accuracy = reward.add_graders();
+  accuracy->set_name("accuracy");
+  accuracy->set_weight(1.0);
+  GraderWeight* format = reward.add_graders();
+  format->set_name("format");
+  format->set_weight(0.5);
+}
+
+void validate(const LoadedConfig& loaded) {
+  std::vector<std::string> problems;
+  check_ranges(loaded, loaded.config, "", problems);
+  const auto collect = [&](const auto& check) {
+    try {
+      check();
+    } catch (const ConfigError& error) {
+      problems.emplace_back(error.what());
+    }
+  };
+  collect([&] { check_arithmetic_ops(loaded); });
+  collect([&] { check_grader_names(loaded); });
+  collect([&] {
+    const std::vector<std::string> devices = {"auto", "cpu", "cuda"};
+    check_choice(loaded, "runtime.device", loaded.config.runtime().device(), devices);
+  });
+  if (!problems.empty()) throw ConfigError(join(problems, "\n"));
+}
+
+}  // namespace grpo::config::internal
