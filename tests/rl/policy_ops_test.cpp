@@ -4,25 +4,13 @@
 
 #include "rl/policy_ops.h"
 #include "rollout/generator.h"
+#include "tests/testing/tiny_model.h"
 
 namespace grpo::rl {
 namespace {
 
 policy::LlamaForCausalLM tiny_model() {
-  policy::ModelConfig c;
-  c.vocab_size = 13;
-  c.hidden_size = 16;
-  c.intermediate_size = 32;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 1;
-  c.head_dim = 4;
-  c.max_position_embeddings = 64;
-  policy::LlamaForCausalLM model(c);
-  policy::initialize_weights(model, 9);
-  torch::NoGradGuard no_grad;
-  for (auto& p : model->parameters()) p.mul_(4.0);
-  return model;
+  return fixtures::tiny_model({.vocab_size = 13, .num_key_value_heads = 1, .seed = 9, .weight_scale = 4.0});
 }
 
 TEST(SequenceBatch, LeftPaddedPromptsRightPaddedCompletions) {

@@ -3,26 +3,13 @@
 #include <gtest/gtest.h>
 
 #include "rollout/generator.h"
+#include "tests/testing/tiny_model.h"
 
 namespace grpo::rollout {
 namespace {
 
-policy::LlamaForCausalLM tiny_model() {
-  policy::ModelConfig c;
-  c.vocab_size = 11;
-  c.hidden_size = 16;
-  c.intermediate_size = 32;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 4;
-  c.max_position_embeddings = 64;
-  policy::LlamaForCausalLM model(c);
-  policy::initialize_weights(model, 5);
-  torch::NoGradGuard no_grad;
-  for (auto& p : model->parameters()) p.mul_(20.0);  // peaked distributions: varied greedy continuations
-  return model;
-}
+// Peaked distributions (weights scaled by 20): varied greedy continuations.
+policy::LlamaForCausalLM tiny_model() { return fixtures::tiny_model(); }
 
 const std::vector<std::vector<std::int64_t>> kPrompts = {{1, 2, 3}, {4}, {5, 6, 7, 8, 9}, {10, 3}, {2, 2, 2, 2}, {7, 1}};
 
