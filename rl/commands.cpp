@@ -21,7 +21,7 @@ namespace {
 
 constexpr std::string_view kProgram = "grpo";
 
-const cli::OptionSpec kSetOption{"set", "FIELD=VALUE", "override one config field, e.g. --set rollout.group_size=8 (repeatable)", "", true, false};
+const cli::OptionSpec kSetOption{"set", "FIELD=VALUE", "override one config field, e.g. --set rollout.group_size=8", "", true, false};
 
 // Names that refer to registries outside the config schema are checked here, before any work starts, with the
 // location of the offending value and the registered names.
@@ -124,19 +124,19 @@ std::vector<Command> make_commands() {
   table.push_back({{"train", "train a policy with GRPO",
                     "Trains the policy named by model.path with GRPO (DeepSeek-R1-Zero style: groups of sampled completions, rule-based "
                     "rewards, group-relative advantages, clipped updates with a k3 KL penalty to the frozen initial policy). Without "
-                    "CONFIG, trains the embedded default: the built-in base checkpoint (make it with `grpo pretrain`) on generated "
+                    "CONFIG, trains the embedded default: the base checkpoint shipped in examples/base_policy (remade by `grpo pretrain`) on generated "
                     "arithmetic. Writes runs/<name>/ (config.textproto, metrics.jsonl, checkpoints, final/).",
                     {{"config", "a run config in protobuf text format (examples/*.textproto)", false}},
                     {kSetOption, {"print-config", "", "print the resolved config and exit", "", false, false}},
-                    {"grpo train examples/r1_zero_arithmetic.textproto", "grpo train examples/r1_zero_arithmetic.textproto --set rollout.group_size=16"}},
+                    {"train examples/r1_zero_arithmetic.textproto", "train examples/r1_zero_arithmetic.textproto --set rollout.group_size=16"}},
                    train});
   table.push_back({{"pretrain", "make the embedded base checkpoint (supervised warm-up)",
                     "Trains the small built-in policy (Llama family over characters) on generated worked solutions, deliberately "
-                    "imperfect: most answer without reasoning, some break the format. Saves it in Hugging Face layout and prints its "
+                    "imperfect: most answer at once without reasoning (and hastily, left to right), some break the format. Saves it in Hugging Face layout and prints its "
                     "held-out greedy accuracy.",
                     {{"config", "a run config whose `pretrain` section is used", false}},
                     {kSetOption, {"output", "DIR", "where to write the checkpoint (pretrain.output)", "", false, false}},
-                    {"grpo pretrain", "grpo pretrain --output runs/base/model --set pretrain.steps=3000"}},
+                    {"pretrain examples/r1_zero_arithmetic.textproto", "pretrain --output runs/base/model --set pretrain.steps=3000"}},
                    pretrain});
   table.push_back({{"eval", "greedy accuracy and format compliance of a checkpoint",
                     "Decodes greedily on held-out generated problems and prints one JSON line with accuracy and format_rate.",
@@ -147,7 +147,7 @@ std::vector<Command> make_commands() {
                      {"seed", "S", "seed of the held-out set", std::to_string(defaults.eval().seed()), false, false},
                      {"config", "FILE", "take task and decoding settings from this run config", "", false, false},
                      kSetOption},
-                    {"grpo eval --model runs/r1zero-arithmetic/final --num-problems 200"}},
+                    {"eval --model runs/r1zero-arithmetic/final --num-problems 200"}},
                    eval});
   table.push_back({{"generate", "sample completions for a prompt",
                     "Applies the prompt template and prints one JSON line per sampled completion.",
@@ -162,7 +162,7 @@ std::vector<Command> make_commands() {
                      {"top-k", "K", "sample among the K most likely tokens (0 = off)", "0", false, false},
                      {"seed", "S", "sampling seed", "0", false, false},
                      {"device", "NAME", "auto, cpu or cuda", "auto", false, false}},
-                    {"grpo generate --model runs/r1zero-arithmetic/final --prompt \"7+4*6-9\""}},
+                    {"generate --model runs/r1zero-arithmetic/final --prompt \"7+4*6-9\""}},
                    generate});
   return table;
 }
