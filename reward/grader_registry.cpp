@@ -12,6 +12,7 @@
 
 #include "reward/accuracy_grader.h"
 #include "reward/format_grader.h"
+#include "reward/math_grader.h"
 
 namespace grpo::reward {
 namespace {
@@ -53,6 +54,7 @@ class Registry {
   Registry() {
     factories_.emplace("accuracy", [] { return std::make_unique<AccuracyGrader>(); });
     factories_.emplace("format", [] { return std::make_unique<FormatGrader>(); });
+    factories_.emplace("math", [] { return std::make_unique<MathGrader>(); });
   }
 
   std::vector<std::string> names_locked() const {
