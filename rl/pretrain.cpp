@@ -70,11 +70,14 @@ int run_pretraining(const config::LoadedConfig& loaded) {
   std::mt19937_64 rng(cfg.seed());
   std::bernoulli_distribution skip_reasoning(pre.skip_reasoning_fraction());
   std::bernoulli_distribution format_defect(pre.format_defect_fraction());
+  const SolutionStyle skipped_style =
+      pre.skipped_reasoning_answer() == config::PretrainConfig::CORRECT ? SolutionStyle::kDirect : SolutionStyle::kHasty;
   torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(pre.lr()).betas({0.9, 0.95}).weight_decay(0.01));
 
-  std::cout << fmt::format("grpo pretrain: {} parameters, {} steps of {} worked solutions ({:.0f}% answer without reasoning)\n",
+  std::cout << fmt::format("grpo pretrain: {} parameters, {} steps of {} worked solutions ({:.0f}% answer without reasoning, {})\n",
                            [&] { std::int64_t n = 0; for (const auto& p : model->parameters()) n += p.numel(); return n; }(),
-                           pre.steps(), pre.batch_size(), 100 * pre.skip_reasoning_fraction());
+                           pre.steps(), pre.batch_size(), 100 * pre.skip_reasoning_fraction(),
+                           pre.skipped_reasoning_answer() == config::PretrainConfig::CORRECT ? "correctly" : "left to right");
   ProgressBar bar("pretrain", pre.steps(), resolve_progress_style(config::ProgressMode_Name(cfg.logging().progress()), ::isatty(STDERR_FILENO)),
                   std::cerr, cfg.logging().log_every() * 10);
   double smoothed_loss = 0.0;
@@ -83,7 +86,7 @@ int run_pretraining(const config::LoadedConfig& loaded) {
     std::vector<std::vector<std::int64_t>> prompts, completions;
     for (int i = 0; i < pre.batch_size(); ++i) {
       const auto problem = task.next_train_problem();
-      auto solution = worked_solution(problem, skip_reasoning(rng) ? SolutionStyle::kDirect : SolutionStyle::kReasoned);
+      auto solution = worked_solution(problem, skip_reasoning(rng) ? skipped_style : SolutionStyle::kReasoned);
       if (format_defect(rng)) solution = with_format_defect(solution, rng);
       prompts.push_back(tokenizer.encode(prompt_template.apply(problem.expression)));
       completions.push_back(tokenizer.encode(solution));

@@ -218,7 +218,41 @@ std::optional<long long> evaluate_expression(std::string_view expression) {
   return value;
 }
 
+std::optional<long long> evaluate_left_to_right(std::string_view expression) {
+  std::size_t pos = 0;
+  std::optional<long long> value = parse_number(expression, pos);
+  while (value && pos < expression.size()) {
+    const char op = expression[pos++];
+    const std::optional<long long> operand = parse_number(expression, pos);
+    if (!operand) return std::nullopt;
+    bool overflow = false;
+    switch (op) {
+      case '+':
+        overflow = __builtin_add_overflow(*value, *operand, &*value);
+        break;
+      case '-':
+        overflow = __builtin_sub_overflow(*value, *operand, &*value);
+        break;
+      case '*':
+        overflow = __builtin_mul_overflow(*value, *operand, &*value);
+        break;
+      default:
+        return std::nullopt;
+    }
+    if (overflow) return std::nullopt;
+  }
+  return value;
+}
+
 std::string worked_solution(const ArithmeticProblem& problem, SolutionStyle style) {
+  if (style == SolutionStyle::kHasty) {
+    const std::optional<long long> hasty = evaluate_left_to_right(problem.expression);
+    if (!hasty) {
+      throw std::invalid_argument(
+          fmt::format("worked_solution: cannot evaluate {} left to right", reward::quote_excerpt(problem.expression, 80)));
+    }
+    return fmt::format("<think></think><answer>{}</answer>", *hasty);
+  }
   std::string think;
   if (style == SolutionStyle::kReasoned) {
     for (const std::string& step : problem.steps) {

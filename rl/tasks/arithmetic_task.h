@@ -46,9 +46,14 @@ ArithmeticProblem generate_arithmetic_problem(const ArithmeticSettings& settings
 // overflow of long long. Results may be negative ("1-5" is -4).
 std::optional<long long> evaluate_expression(std::string_view expression);
 
+// Left to right, ignoring precedence ("17+4*6-9" is ((17+4)*6)-9 = 117): the slip of someone who answers without
+// working it out. Same malformed-input and overflow contract as evaluate_expression.
+std::optional<long long> evaluate_left_to_right(std::string_view expression);
+
 enum class SolutionStyle {
   kReasoned,  // "<think>4*6=24 17+24=41 41-9=32</think><answer>32</answer>"
-  kDirect,    // "<think></think><answer>32</answer>": answers without reasoning
+  kDirect,    // "<think></think><answer>32</answer>": answers without reasoning, correctly
+  kHasty,     // "<think></think><answer>117</answer>": answers without reasoning, left to right (often wrong)
 };
 
 std::string worked_solution(const ArithmeticProblem& problem, SolutionStyle style);

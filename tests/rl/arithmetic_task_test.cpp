@@ -52,8 +52,20 @@ TEST(EvaluateExpression, RejectsMalformedInput) {
                                  "9223372036854775807+1",
                                  "99999999999*99999999999"}) {
     EXPECT_FALSE(evaluate_expression(text).has_value()) << "'" << text << "'";
+    EXPECT_FALSE(evaluate_left_to_right(text).has_value()) << "'" << text << "'";
   }
   EXPECT_FALSE(evaluate_expression(std::string("1+\0", 3)).has_value());
+  EXPECT_FALSE(evaluate_left_to_right(std::string("1+\0", 3)).has_value());
+}
+
+TEST(EvaluateLeftToRight, IgnoresPrecedence) {
+  EXPECT_EQ(evaluate_left_to_right("17+4*6-9"), 117);  // ((17+4)*6)-9
+  EXPECT_EQ(evaluate_left_to_right("2+3*4"), 20);
+  EXPECT_EQ(evaluate_left_to_right("2*3+4*5"), 50);  // ((2*3)+4)*5
+  EXPECT_EQ(evaluate_left_to_right("2-3*4"), -4);
+  EXPECT_EQ(evaluate_left_to_right("2*3*4"), 24);  // agrees with precedence when it does not matter
+  EXPECT_EQ(evaluate_left_to_right("10-2-3"), 5);
+  EXPECT_EQ(evaluate_left_to_right("7"), 7);
 }
 
 // Re-derives the problem from its steps: each step's operands are literals or earlier results, the arithmetic in
@@ -221,6 +233,7 @@ TEST(WorkedSolution, ReasonedAndDirectSolutionsAreWellFormedAndCorrect) {
   EXPECT_EQ(worked_solution(example, SolutionStyle::kReasoned),
             "<think>4*6=24 17+24=41 41-9=32</think><answer>32</answer>");
   EXPECT_EQ(worked_solution(example, SolutionStyle::kDirect), "<think></think><answer>32</answer>");
+  EXPECT_EQ(worked_solution(example, SolutionStyle::kHasty), "<think></think><answer>117</answer>");
 
   const reward::AccuracyGrader accuracy;
   const reward::FormatGrader format;
@@ -237,12 +250,32 @@ TEST(WorkedSolution, ReasonedAndDirectSolutionsAreWellFormedAndCorrect) {
   }
 }
 
+// The hasty answer is well formed, and right exactly when left-to-right order gives the true value.
+TEST(WorkedSolution, HastySolutionsAreWellFormedAndRightOnlyWhenOrderDoesNotMatter) {
+  const reward::AccuracyGrader accuracy;
+  const reward::FormatGrader format;
+  std::mt19937_64 rng(/*seed=*/7);
+  int wrong = 0;
+  for (int i = 0; i < 200; ++i) {
+    const ArithmeticProblem problem = generate_arithmetic_problem({.min_ops = 3, .max_ops = 4, .max_operand = 9,
+                                                                    .max_factor = 9, .max_value = 99}, rng);
+    const std::string solution = worked_solution(problem, SolutionStyle::kHasty);
+    const reward::GradeInput input{.prompt = problem.expression, .completion = solution, .reference = problem.answer};
+    EXPECT_EQ(format.grade(input).score, 1.0) << solution;
+    const bool order_matters = evaluate_left_to_right(problem.expression) != evaluate_expression(problem.expression);
+    EXPECT_EQ(accuracy.grade(input).score, order_matters ? 0.0 : 1.0) << problem.expression << " -> " << solution;
+    wrong += order_matters ? 1 : 0;
+  }
+  // Most multi-step problems with a product after a sum or difference are answered wrongly: the base is weak.
+  EXPECT_GT(wrong, 60);
+}
+
 TEST(WithFormatDefect, EveryDefectBreaksTheFormat) {
   const reward::AccuracyGrader accuracy;
   std::mt19937_64 rng(/*seed=*/6);
   for (int i = 0; i < 50; ++i) {
     const ArithmeticProblem problem = generate_arithmetic_problem({}, rng);
-    for (const SolutionStyle style : {SolutionStyle::kReasoned, SolutionStyle::kDirect}) {
+    for (const SolutionStyle style : {SolutionStyle::kReasoned, SolutionStyle::kDirect, SolutionStyle::kHasty}) {
       const std::string solution = worked_solution(problem, style);
       for (const FormatDefect defect : kAllFormatDefects) {
         const std::string broken = with_format_defect(solution, defect, rng);
