@@ -167,12 +167,15 @@ class Lexer {
     }
   }
 
-  // After an integer part of one to three digits: "1,000", "1{,}000", "1\,000", "1 000". Returns the length of the
+  // After an integer part of one to three digits: "1,000", "1{,}000", "1\,000", "1 000", and the MATH dataset's
+  // "10,\!000" (a comma then a negative thin space, sometimes followed by a space). Returns the length of the
   // separator when one is followed by exactly three digits, else 0.
   std::size_t thousands_separator_length() const {
     std::size_t length = 0;
     if (starts_with("{,}")) {
       length = 3;
+    } else if (starts_with(",\\!")) {
+      length = at(pos_ + 3) == ' ' ? 4 : 3;
     } else if (starts_with("\\,")) {
       length = 2;
     } else if ((at(pos_) == ',' || at(pos_) == ' ') && bracket_depth_ == 0) {

@@ -1,6 +1,7 @@
 // The subcommand table of `grpo` and the error-to-exit-code boundary.
 #include "rl/commands.h"
 
+#include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -8,6 +9,7 @@
 
 #include "policy/checkpoint.h"
 #include "policy/prompt_template.h"
+#include "reward/grade_jsonl.h"
 #include "reward/grader_registry.h"
 #include "rl/config/config_loader.h"
 #include "rl/evaluate.h"
@@ -118,6 +120,21 @@ int generate(const cli::ParsedArgs& args) {
   return kExitSuccess;
 }
 
+int grade(const cli::ParsedArgs& args) {
+  const std::string input_path = args.get_or_default("input");
+  std::ifstream file;
+  if (input_path != "-") {
+    file.open(input_path, std::ios::binary);
+    if (!file) throw cli::UsageError(fmt::format("--input: cannot open '{}'", input_path));
+  }
+  std::istream& in = input_path == "-" ? std::cin : file;
+  const auto summary = reward::grade_jsonl(in, std::cout);
+  std::cout.flush();
+  std::cerr << fmt::format("grpo grade: {} lines: {} answer pairs ({} equal), {} graded ({} unscorable), {} malformed\n", summary.lines,
+                           summary.pairs, summary.pairs_equal, summary.graded, summary.unscorable, summary.errors);
+  return summary.ok() ? kExitSuccess : kExitFailure;
+}
+
 std::vector<Command> make_commands() {
   const auto& defaults = config::RunConfig::default_instance();
   std::vector<Command> table;
@@ -164,6 +181,15 @@ std::vector<Command> make_commands() {
                      {"device", "NAME", "auto, cpu or cuda", "auto", false, false}},
                     {"generate --model runs/r1zero-arithmetic/final --prompt \"7+4*6-9\""}},
                    generate});
+  table.push_back({{"grade", "grade answers or completions from a JSON Lines file",
+                    "Reads JSON Lines and writes one line per input line, in order. {\"gold\", \"pred\"} lines are compared "
+                    "with the math grader (adds \"equal\" and \"reason\"); {\"completion\", \"reference\", \"grader\"} lines "
+                    "are scored by the named grader (adds \"score\", \"components\", \"extracted\", \"reason\", \"scorable\"). "
+                    "A malformed line is answered with {\"line\": N, \"error\": ...} and grading goes on; the exit code is then 1.",
+                    {},
+                    {{"input", "FILE", "JSON Lines file, or - for standard input", "", false, true}},
+                    {"grade --input tests/reward/data/math_corpus.jsonl", "grade --input - < rollouts.jsonl"}},
+                   grade});
   return table;
 }
 

@@ -89,7 +89,7 @@ class GrpoCli : public ::testing::Test {
 TEST_F(GrpoCli, HelpForEveryCommandAndExitCodes) {
   const auto top = run("--help");
   EXPECT_EQ(top.exit_code, 0);
-  for (const char* command : {"train", "pretrain", "eval", "generate"}) {
+  for (const char* command : {"train", "pretrain", "eval", "generate", "grade"}) {
     EXPECT_TRUE(contains(top.output, command)) << top.output;
     const auto help = run(std::string(command) + " --help");
     EXPECT_EQ(help.exit_code, 0) << command;
@@ -102,6 +102,34 @@ TEST_F(GrpoCli, HelpForEveryCommandAndExitCodes) {
   const auto typo = run("eval --modle x");
   EXPECT_EQ(typo.exit_code, 2);
   EXPECT_TRUE(contains(typo.output, "--model")) << typo.output;
+}
+
+// One output line per input line, in order; a malformed line is answered in place and makes the exit code 1.
+TEST_F(GrpoCli, GradeAnswersJsonLinesInOrder) {
+  const auto good = write("good.jsonl",
+                          "{\"gold\": \"\\\\frac{1}{2}\", \"pred\": \"0.5\"}\n"
+                          "{\"gold\": \"3\", \"pred\": \"4\"}\n"
+                          "{\"completion\": \"<think>2+2=4</think><answer>4</answer>\", \"reference\": \"4\", "
+                          "\"grader\": \"accuracy\"}\n");
+  auto r = run("grade --input " + good);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  std::istringstream lines(r.output);
+  std::vector<nlohmann::json> out;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("{")) out.push_back(nlohmann::json::parse(line));  // the summary on stderr is not JSON
+  }
+  EXPECT_TRUE(contains(r.output, "3 lines: 2 answer pairs (1 equal), 1 graded")) << r.output;
+  ASSERT_EQ(out.size(), 3u) << r.output;
+  EXPECT_EQ(out[0]["equal"], true);
+  EXPECT_EQ(out[1]["equal"], false);
+  EXPECT_EQ(out[2]["score"], 1.0);
+
+  const auto bad = write("bad.jsonl", "{\"gold\": \"1\", \"pred\": \"1\"}\nnot json\n");
+  r = run("grade --input " + bad);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_TRUE(contains(r.output, "\"line\":2")) << r.output;
+  EXPECT_EQ(run("grade --input " + (work() / "missing.jsonl").string()).exit_code, 2);
+  EXPECT_EQ(run("grade").exit_code, 2);
 }
 
 TEST_F(GrpoCli, ConfigErrorsNameFileLineAndColumn) {
