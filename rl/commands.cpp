@@ -1,6 +1,8 @@
 // The subcommand table of `grpo` and the error-to-exit-code boundary.
 #include "rl/commands.h"
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <iostream>
 
@@ -128,10 +130,13 @@ int grade(const cli::ParsedArgs& args) {
     if (!file) throw cli::UsageError(fmt::format("--input: cannot open '{}'", input_path));
   }
   std::istream& in = input_path == "-" ? std::cin : file;
+  const auto start = std::chrono::steady_clock::now();
   const auto summary = reward::grade_jsonl(in, std::cout);
   std::cout.flush();
-  std::cerr << fmt::format("grpo grade: {} lines: {} answer pairs ({} equal), {} graded ({} unscorable), {} malformed\n", summary.lines,
-                           summary.pairs, summary.pairs_equal, summary.graded, summary.unscorable, summary.errors);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cerr << fmt::format("grpo grade: {} lines: {} answer pairs ({} equal), {} graded ({} unscorable), {} malformed; {:.3f} s, {:.0f} lines/s\n",
+                           summary.lines, summary.pairs, summary.pairs_equal, summary.graded, summary.unscorable, summary.errors, seconds,
+                           static_cast<double>(summary.lines) / std::max(seconds, 1e-9));
   return summary.ok() ? kExitSuccess : kExitFailure;
 }
 

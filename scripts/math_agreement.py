@@ -15,10 +15,12 @@ import argparse
 import collections
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 import tempfile
+import time
 
 DEFAULT_CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reward", "data",
                               "math_corpus.jsonl")
@@ -38,11 +40,13 @@ def load_corpus(path):
     return rows
 
 
-def run_ours(rows, grader_bin, grader_cmd):
-    """Verdicts of the grade tool, one per row, in order."""
+def run_ours(rows, grader_bin, grader_cmd, repeat=1):
+    """Verdicts of the grade tool, one per row, in order (of the first pass when the corpus is repeated), and the
+    tool's stderr, whose summary line states its own throughput."""
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as f:
-        for row in rows:  # only the pair: the tool would otherwise pass the label through and overwrite it
-            f.write(json.dumps({"gold": row["gold"], "pred": row["pred"]}, ensure_ascii=False) + "\n")
+        for _ in range(repeat):
+            for row in rows:  # only the pair: the tool would otherwise pass the label through and overwrite it
+                f.write(json.dumps({"gold": row["gold"], "pred": row["pred"]}, ensure_ascii=False) + "\n")
         pairs_path = f.name
     try:
         if grader_bin:
@@ -53,19 +57,23 @@ def run_ours(rows, grader_bin, grader_cmd):
     finally:
         os.unlink(pairs_path)
     outputs = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-    if proc.returncode != 0 or len(outputs) != len(rows):
-        sys.exit(f"grade tool failed (exit {proc.returncode}, {len(outputs)} of {len(rows)} lines): {proc.stderr}")
+    if proc.returncode != 0 or len(outputs) != repeat * len(rows):
+        sys.exit(f"grade tool failed (exit {proc.returncode}, {len(outputs)} of {repeat * len(rows)} lines): "
+                 f"{proc.stderr}")
+    outputs = outputs[:len(rows)]
     verdicts = []
     for out in outputs:
         if "error" in out:
             sys.exit(f"grade tool rejected line {out.get('line')}: {out['error']}")
         verdicts.append((bool(out["equal"]), out.get("reason", "")))
-    return verdicts
+    return verdicts, proc.stderr
 
 
 def run_math_verify(rows):
+    """Verdicts, one per row, and the seconds the whole loop took."""
     from math_verify import parse, verify  # imported here so that --help works without it
 
+    start = time.perf_counter()
     verdicts = []
     for row in rows:
         try:
@@ -75,7 +83,7 @@ def run_math_verify(rows):
         except Exception as error:  # a crash on an input is a wrong verdict, not the end of the measurement
             print(f"math-verify raised on {row['gold']!r} / {row['pred']!r}: {error!r}", file=sys.stderr)
             verdicts.append(False)
-    return verdicts
+    return verdicts, time.perf_counter() - start
 
 
 def main():
@@ -85,11 +93,13 @@ def main():
     tool.add_argument("--grader-bin", help="the grpo binary; run as BIN grade --input FILE")
     tool.add_argument("--grader-cmd", help="a command reading the pairs on stdin and writing grade output")
     parser.add_argument("--show-disagreements", action="store_true", help="list every case either grader gets wrong")
+    parser.add_argument("--repeat", type=int, default=50,
+                        help="passes over the corpus in our throughput run (ours is too fast to time one pass)")
     args = parser.parse_args()
 
     rows = load_corpus(args.corpus)
-    ours = run_ours(rows, args.grader_bin, args.grader_cmd)
-    theirs = run_math_verify(rows)
+    ours, stderr = run_ours(rows, args.grader_bin, args.grader_cmd, max(1, args.repeat))
+    theirs, their_seconds = run_math_verify(rows)
 
     per_category = collections.defaultdict(lambda: [0, 0, 0])  # cases, ours right, math-verify right
     for row, (our_equal, _), their_equal in zip(rows, ours, theirs):
@@ -103,6 +113,17 @@ def main():
     for key in sorted(k for k in per_category if k != "ALL") + ["ALL"]:
         n, ours_right, theirs_right = per_category[key]
         print(f"{key:<18} {n:>5} {100 * ours_right / n:>7.1f}% {100 * theirs_right / n:>11.1f}%")
+
+    # Throughput on one core: ours as the grade tool reports it (parsing and writing JSON included, process start
+    # excluded), math-verify as the Python loop above took (parse + verify per pair).
+    match = re.search(r"([0-9.]+) lines/s", stderr)
+    their_rate = len(rows) / their_seconds
+    if match:
+        our_rate = float(match.group(1))
+        print(f"throughput, pairs/s on one core: ours {our_rate:,.0f}, math-verify {their_rate:,.0f}, "
+              f"ratio {our_rate / their_rate:,.0f}x")
+    else:
+        print(f"throughput, pairs/s on one core: math-verify {their_rate:,.0f} (the grade tool did not report its own)")
 
     if args.show_disagreements:
         for row, (our_equal, reason), their_equal in zip(rows, ours, theirs):
