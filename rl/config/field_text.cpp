@@ -16,10 +16,6 @@
 
 namespace grpo::config::internal {
 
-namespace pb = google::protobuf;
-using pb::Descriptor;
-using pb::FieldDescriptor;
-
 namespace {
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {

@@ -19,12 +19,6 @@
 namespace grpo::config::internal {
 namespace {
 
-namespace pb = google::protobuf;
-using pb::Descriptor;
-using pb::FieldDescriptor;
-using pb::Message;
-using pb::Reflection;
-
 std::string_view trim(std::string_view text) {
   const auto space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
   while (!text.empty() && space(text.front())) text.remove_prefix(1);

@@ -17,12 +17,6 @@
 namespace grpo::config::internal {
 namespace {
 
-namespace pb = google::protobuf;
-using pb::Descriptor;
-using pb::FieldDescriptor;
-using pb::Message;
-using pb::Reflection;
-
 // protobuf's io::Tokenizer advances the column to the next multiple of 8 at a tab; editors count characters.
 constexpr int kTokenizerTabWidth = 8;
 

@@ -14,12 +14,6 @@
 namespace grpo::config::internal {
 namespace {
 
-namespace pb = google::protobuf;
-using pb::Descriptor;
-using pb::FieldDescriptor;
-using pb::Message;
-using pb::Reflection;
-
 struct NumericValue {
   double value;
   std::string text;
