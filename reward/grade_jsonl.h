@@ -9,14 +9,20 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <iosfwd>
+#include <string_view>
 
+#include "reward/grader.h"
 #include "reward/math_equivalence.h"
 
 namespace grpo::reward {
 
 struct GradeJsonlOptions {
   MathCompareOptions compare = {};  // for {"gold", "pred"} lines; named graders use their own defaults
+  // Consulted before the registry for a line's grader name (e.g. graders built from a run config); returns null to
+  // fall back to make_grader. The graders it returns must outlive the call.
+  std::function<const Grader*(std::string_view name)> find_grader = {};
 };
 
 // Counts over the non-blank input lines. Every line lands in exactly one of pairs, graded and errors.
@@ -35,8 +41,11 @@ struct GradeJsonlSummary {
 // Reads JSON Lines from `in` and writes one compact JSON object per non-blank line to `out`:
 //  - {"gold": G, "pred": P}: math_equivalent(G, P); the output is the input object (fields kept in their order) plus
 //    "equal" (bool) and "reason" (empty when equal).
-//  - {"completion": C, "reference": R, "grader": NAME[, "prompt": Q]}: make_grader(NAME) (created once per name);
-//    the output adds "score", "components" ({NAME: score}), "extracted", "reason" and "scorable".
+//  - {"completion": C, "reference": R, "grader": NAME[, "prompt": Q][, "metadata": M]}: make_grader(NAME) (created
+//    once per name; lines are graded in chunks of 64 through grade_batch, so the code grader uses its parallel
+//    slots); the output adds "score", "components" ({NAME: score} or the grader's own parts), "extracted", "reason",
+//    "scorable", and for graders that run tests (code) "tests": [{"verdict", "detail", "seconds"}, ...].
+//    M (an object or its JSON text) is passed to the grader as GradeInput::metadata, e.g. {"language": "cpp"}.
 //  G and P may be JSON strings or numbers (numbers are read as 64-bit integers or doubles: write larger integers as
 //  strings); C, R, NAME and Q must be strings. Fields the output adds replace input fields of the same name; other fields pass through.
 //  - Anything else (bad JSON, not an object, missing or mistyped fields, both forms at once, unknown grader) is

@@ -2,6 +2,7 @@
 // trainer sees comes through this interface, so built-in, plug-in and remote graders are interchangeable.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -16,6 +17,26 @@ struct GradeInput {
   std::string_view prompt = {};
   std::string_view completion = {};  // the model's text only, without the prompt
   std::string_view reference = {};   // the dataset row's expected answer, in whatever form the grader understands
+  std::string_view metadata = {};    // the dataset row's other fields as a JSON object text (e.g. {"language": "cpp"}),
+                                     // or empty; graders read what they know and ignore the rest
+  // When the trainer stops waiting. Graders that run programs or call out (code, remote) bound their work by it and
+  // answer "cannot score" (deadline) rather than late; pure-CPU graders that finish in microseconds may ignore it.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+};
+
+// One named part of a score, e.g. {"accuracy", 1.0} and {"format", 0.0}; logged per grader as a metric.
+struct GradeComponent {
+  std::string name = {};
+  double score = 0.0;
+};
+
+// The outcome of one test case, for graders that run tests (code). `verdict` is one of the code grader's verdict
+// names ("ok", "wrong_answer", "runtime_error", "timeout", "memory", "output_limit", "compile_error",
+// "sandbox_error"); `detail` says what differed or failed, cut short for logs.
+struct TestOutcome {
+  std::string verdict = {};
+  std::string detail = {};
+  double seconds = 0.0;  // wall time of the test's run
 };
 
 struct GradeResult {
@@ -24,6 +45,8 @@ struct GradeResult {
                                // the sample out of the group baseline instead of treating it as a zero
   std::string extracted = {};  // what the grader read from the completion (e.g. the answer), for logs and debugging
   std::string reason = {};     // why the score is below full or why it cannot score; empty at full score
+  std::vector<GradeComponent> components = {};  // optional parts of the score; empty means just {name(), score}
+  std::vector<TestOutcome> tests = {};          // per-test outcomes, for graders that run tests
 };
 
 class Grader {

@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include "reward/accuracy_grader.h"
+#include "reward/code_grader.h"
 #include "reward/format_grader.h"
 #include "reward/math_grader.h"
 
@@ -53,6 +54,7 @@ class Registry {
  private:
   Registry() {
     factories_.emplace("accuracy", [] { return std::make_unique<AccuracyGrader>(); });
+    factories_.emplace("code", [] { return std::make_unique<CodeGrader>(); });
     factories_.emplace("format", [] { return std::make_unique<FormatGrader>(); });
     factories_.emplace("math", [] { return std::make_unique<MathGrader>(); });
   }

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <memory>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -13,6 +15,8 @@
 #include "policy/prompt_template.h"
 #include "reward/grade_jsonl.h"
 #include "reward/grader_registry.h"
+#include "reward/remote/grader_server.h"
+#include "rl/grader_factory.h"
 #include "rl/config/config_loader.h"
 #include "rl/evaluate.h"
 #include "rl/pretrain.h"
@@ -33,7 +37,9 @@ void check_registry_choices(const config::LoadedConfig& loaded) {
   config::check_choice(loaded, "task.prompt_template", loaded.config.task().prompt_template(), policy::prompt_template_names());
   const auto graders = reward::registered_grader_names();
   for (int i = 0; i < loaded.config.reward().graders_size(); ++i) {
-    config::check_choice(loaded, fmt::format("reward.graders[{}].name", i), loaded.config.reward().graders(i).name(), graders);
+    const auto& name = loaded.config.reward().graders(i).name();
+    if (name.empty()) continue;  // a plug-in or remote grader; validation checked that it has exactly one source
+    config::check_choice(loaded, fmt::format("reward.graders[{}].name", i), name, graders);
   }
 }
 
@@ -130,14 +136,59 @@ int grade(const cli::ParsedArgs& args) {
     if (!file) throw cli::UsageError(fmt::format("--input: cannot open '{}'", input_path));
   }
   std::istream& in = input_path == "-" ? std::cin : file;
+  // With --config, the config's graders (plug-ins, remote servers, the code grader's settings) answer to their
+  // names before the registry does: the way to check a reward set-up on a file of rows before training with it.
+  std::map<std::string, std::unique_ptr<reward::Grader>, std::less<>> configured;
+  if (args.get("config")) {
+    const auto loaded = load_config(args, "config");
+    for (int i = 0; i < loaded.config.reward().graders_size(); ++i) {
+      try {
+        auto grader = make_configured_grader(loaded.config.reward().graders(i));
+        const std::string name(grader->name());
+        configured.emplace(name, std::move(grader));
+      } catch (const std::exception& error) {
+        config::fail_at(loaded, fmt::format("reward.graders[{}]", i), error.what());
+      }
+    }
+  }
+  reward::GradeJsonlOptions options;
+  options.find_grader = [&](std::string_view name) -> const reward::Grader* {
+    const auto it = configured.find(name);
+    return it == configured.end() ? nullptr : it->second.get();
+  };
   const auto start = std::chrono::steady_clock::now();
-  const auto summary = reward::grade_jsonl(in, std::cout);
+  const auto summary = reward::grade_jsonl(in, std::cout, options);
   std::cout.flush();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cerr << fmt::format("grpo grade: {} lines: {} answer pairs ({} equal), {} graded ({} unscorable), {} malformed; {:.3f} s, {:.0f} lines/s\n",
                            summary.lines, summary.pairs, summary.pairs_equal, summary.graded, summary.unscorable, summary.errors, seconds,
                            static_cast<double>(summary.lines) / std::max(seconds, 1e-9));
   return summary.ok() ? kExitSuccess : kExitFailure;
+}
+
+int grader_server(const cli::ParsedArgs& args) {
+  reward::GraderServerOptions options;
+  options.host = args.get_or_default("host");
+  const long long port = args.get_int("port");
+  if (port < 0 || port > 65535) throw cli::UsageError(fmt::format("--port must be in [0, 65535], got {}", port));
+  options.port = static_cast<std::uint16_t>(port);
+  const long long threads = args.get_int("threads");
+  if (threads < 1 || threads > 1024) throw cli::UsageError(fmt::format("--threads must be in [1, 1024], got {}", threads));
+  options.grading_threads = static_cast<int>(threads);
+  if (const auto names = args.get("graders")) {
+    std::string_view rest = *names;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const std::string_view name = rest.substr(0, comma);
+      if (!name.empty()) options.graders.emplace_back(name);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+  }
+  try {
+    return reward::run_grader_server(options);
+  } catch (const std::invalid_argument& error) {
+    throw cli::UsageError(error.what());
+  }
 }
 
 std::vector<Command> make_commands() {
@@ -189,12 +240,29 @@ std::vector<Command> make_commands() {
   table.push_back({{"grade", "grade answers or completions from a JSON Lines file",
                     "Reads JSON Lines and writes one line per input line, in order. {\"gold\", \"pred\"} lines are compared "
                     "with the math grader (adds \"equal\" and \"reason\"); {\"completion\", \"reference\", \"grader\"} lines "
-                    "are scored by the named grader (adds \"score\", \"components\", \"extracted\", \"reason\", \"scorable\"). "
+                    "are scored by the named grader (adds \"score\", \"components\", \"extracted\", \"reason\", \"scorable\", and "
+                    "\"tests\" with per-test verdicts for code); an optional \"metadata\" object reaches the grader (e.g. "
+                    "{\"language\": \"cpp\"}). "
                     "A malformed line is answered with {\"line\": N, \"error\": ...} and grading goes on; the exit code is then 1.",
                     {},
-                    {{"input", "FILE", "JSON Lines file, or - for standard input", "", false, true}},
-                    {"grade --input tests/reward/data/math_corpus.jsonl", "grade --input - < rollouts.jsonl"}},
+                    {{"input", "FILE", "JSON Lines file, or - for standard input", "", false, true},
+                     {"config", "FILE", "a run config whose reward.graders (plug-ins, remote graders, code settings) answer to their names first", "", false, false},
+                     kSetOption},
+                    {"grade --input tests/reward/data/math_corpus.jsonl", "grade --input - < rollouts.jsonl",
+                     "grade --input rows.jsonl --config my_run.textproto"}},
                    grade});
+  table.push_back({{"grader-server", "serve the registered graders over TCP to remote trainers",
+                    "Answers grade requests (reward/remote/grader_service.proto in grpo frames) with the registered graders, "
+                    "so that a trainer can name them as `remote { address: \"HOST:PORT\" grader: \"math\" }` and grading "
+                    "(e.g. code in the sandbox) runs on another machine. Runs until SIGINT or SIGTERM. No authentication: "
+                    "listen on a trusted network only.",
+                    {},
+                    {{"host", "ADDRESS", "address to listen on", "127.0.0.1", false, false},
+                     {"port", "N", "TCP port; 0 picks a free one (printed at start)", "9000", false, false},
+                     {"graders", "NAMES", "comma-separated registered graders to serve; empty serves all", "", false, false},
+                     {"threads", "N", "requests graded at once", "4", false, false}},
+                    {"grader-server --port 9000 --graders math,code", "grader-server --host 0.0.0.0 --port 0"}},
+                   grader_server});
   return table;
 }
 

@@ -13,8 +13,8 @@
 
 #include "policy/checkpoint.h"
 #include "policy/prompt_template.h"
-#include "reward/grader_registry.h"
 #include "rl/evaluate.h"
+#include "rl/grader_factory.h"
 #include "rl/grpo_math.h"
 #include "rl/metrics_writer.h"
 #include "rl/policy_ops.h"
@@ -117,8 +117,8 @@ GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded)
       metrics_(folder_.metrics_file()) {
   for (const auto& entry : cfg_.reward().graders()) {
     try {
-      graders_.push_back({reward::make_grader(entry.name()), entry.weight()});
-    } catch (const std::invalid_argument& error) {
+      graders_.push_back({make_configured_grader(entry), entry.weight()});
+    } catch (const std::exception& error) {  // unknown name, plug-in that does not load, bad address
       config::fail_at(loaded, "reward.graders", error.what());
     }
   }
@@ -174,6 +174,7 @@ void GrpoTrainer::score_phase(StepData& data) {
   for (const auto& [grader, weight] : graders_) {
     const auto results = grader->grade_batch(inputs);
     double sum = 0.0, n = 0.0;
+    std::map<std::string, double> part_sums;  // a grader's named components, logged as "<grader>/<component>"
     for (std::size_t i = 0; i < count; ++i) {
       const auto p = static_cast<std::int64_t>(i) / G, g = static_cast<std::int64_t>(i) % G;
       if (!results[i].scorable) {
@@ -183,8 +184,11 @@ void GrpoTrainer::score_phase(StepData& data) {
       rewards_a[p][g] += weight * results[i].score;
       sum += results[i].score;
       n += 1.0;
+      for (const auto& part : results[i].components) part_sums[part.name] += part.score;
     }
-    data.component_means[std::string(grader->name())] = n > 0 ? sum / n : 0.0;
+    const std::string name(grader->name());
+    data.component_means[name] = n > 0 ? sum / n : 0.0;
+    for (const auto& [part, part_sum] : part_sums) data.component_means[name + "/" + part] = part_sum / n;
   }
 }
 

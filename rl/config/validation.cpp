@@ -93,15 +93,48 @@ void check_arithmetic_ops(const LoadedConfig& loaded) {
                       other, blame_min ? arithmetic.max_ops() : arithmetic.min_ops(), loaded.location(other)));
 }
 
-void check_grader_names(const LoadedConfig& loaded) {
+// Each grader comes from exactly one source (registry name, plug-in, remote server), and that source is complete.
+void check_grader_sources(const LoadedConfig& loaded) {
   const RewardConfig& reward = loaded.config.reward();
   for (int i = 0; i < reward.graders_size(); ++i) {
-    if (!reward.graders(i).name().empty()) continue;
-    const std::string name_path = fmt::format("reward.graders[{}].name", i);
-    // An unset name has no location of its own; the grader block it belongs to does.
-    const std::string path =
-        loaded.location(name_path) == kDefaultLocation ? fmt::format("reward.graders[{}]", i) : name_path;
-    fail_at(loaded, path, "a grader needs a non-empty name: a registered grader such as \"accuracy\" or \"format\"");
+    const GraderWeight& grader = reward.graders(i);
+    const std::string block = fmt::format("reward.graders[{}]", i);
+    // An unset field has no location of its own; the grader block it belongs to does.
+    const auto where = [&](const std::string& field) {
+      const std::string path = fmt::format("{}.{}", block, field);
+      return loaded.location(path) == kDefaultLocation ? block : path;
+    };
+    const int sources = int{!grader.name().empty()} + int{grader.has_plugin()} + int{grader.has_remote()};
+    if (sources == 0) {
+      fail_at(loaded, where("name"),
+              "a grader needs a source: a registered name (name: \"math\"), a plug-in (plugin { path: ... }) or a "
+              "remote server (remote { address: \"host:port\" grader: ... })");
+    }
+    if (sources > 1) {
+      fail_at(loaded, block, "a grader has one source: give only one of name, plugin { ... } and remote { ... }");
+    }
+    if (grader.has_plugin() && grader.plugin().path().empty()) {
+      fail_at(loaded, where("plugin.path"), "plugin.path must name the plug-in's shared library (.so)");
+    }
+    if (grader.has_remote()) {
+      const std::string& address = grader.remote().address();
+      const auto colon = address.rfind(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
+        fail_at(loaded, where("remote.address"),
+                fmt::format("remote.address \"{}\" must be host:port, e.g. \"127.0.0.1:9000\"", address));
+      }
+      if (grader.remote().grader().empty()) {
+        fail_at(loaded, where("remote.grader"), "remote.grader must name the grader on the server");
+      }
+    }
+    if (grader.has_code() && grader.name() != "code") {
+      fail_at(loaded, where("code"), "code { ... } settings apply only to the grader named \"code\"");
+    }
+    if (grader.has_code() && grader.code().default_language() != "python" &&
+        grader.code().default_language() != "cpp") {
+      fail_at(loaded, where("code.default_language"),
+              fmt::format("code.default_language \"{}\" must be \"python\" or \"cpp\"", grader.code().default_language()));
+    }
   }
 }
 
@@ -120,7 +153,8 @@ void resolve_defaults(Message& message) {
       continue;
     }
     if (field.cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-      resolve_defaults(*reflection.MutableMessage(&message, &field));
+      const bool absent_by_choice = field.options().GetExtension(keep_unset) && !reflection.HasField(message, &field);
+      if (!absent_by_choice) resolve_defaults(*reflection.MutableMessage(&message, &field));
       continue;
     }
     if (reflection.HasField(message, &field)) continue;
@@ -179,7 +213,7 @@ void validate(const LoadedConfig& loaded) {
     }
   };
   collect([&] { check_arithmetic_ops(loaded); });
-  collect([&] { check_grader_names(loaded); });
+  collect([&] { check_grader_sources(loaded); });
   collect([&] {
     const std::vector<std::string> devices = {"auto", "cpu", "cuda"};
     check_choice(loaded, "runtime.device", loaded.config.runtime().device(), devices);

@@ -191,12 +191,40 @@ TEST(ConfigValidate, DeviceMustBeAKnownChoice) {
   }
 }
 
-TEST(ConfigValidate, GraderNamesMustBeNonEmpty) {
+TEST(ConfigValidate, EachGraderHasExactlyOneCompleteSource) {
   EXPECT_EQ(load_error("reward {\n  graders { name: \"accuracy\" }\n  graders { weight: 2 }\n}"),
-            "x.textproto:3:3: reward.graders[1]: a grader needs a non-empty name: a registered grader such as "
-            "\"accuracy\" or \"format\"");
+            "x.textproto:3:3: reward.graders[1]: a grader needs a source: a registered name (name: \"math\"), a plug-in "
+            "(plugin { path: ... }) or a remote server (remote { address: \"host:port\" grader: ... })");
   EXPECT_TRUE(
       starts_with(load_error("reward { graders { name: \"\" } }"), "x.textproto:1:20: reward.graders[0].name: "));
+  EXPECT_EQ(load_error("reward { graders { name: \"math\" plugin { path: \"x.so\" } } }"),
+            "x.textproto:1:10: reward.graders[0]: a grader has one source: give only one of name, plugin { ... } and "
+            "remote { ... }");
+  EXPECT_EQ(load_error("reward { graders { plugin { config_json: \"{}\" } } }"),
+            "x.textproto:1:10: reward.graders[0]: plugin.path must name the plug-in's shared library (.so)");
+  EXPECT_EQ(load_error("reward { graders { remote { address: \"localhost\" grader: \"math\" } } }"),
+            "x.textproto:1:29: reward.graders[0].remote.address: remote.address \"localhost\" must be host:port, e.g. "
+            "\"127.0.0.1:9000\"");
+  EXPECT_EQ(load_error("reward { graders { remote { address: \"h:1\" } } }"),
+            "x.textproto:1:10: reward.graders[0]: remote.grader must name the grader on the server");
+  EXPECT_EQ(load_error("reward { graders { name: \"math\" code { slots: 2 } } }"),
+            "x.textproto:1:33: reward.graders[0].code: code { ... } settings apply only to the grader named \"code\"");
+  EXPECT_TRUE(starts_with(load_error("reward { graders { name: \"code\" code { default_language: \"java\" } } }"),
+                          "x.textproto:1:40: reward.graders[0].code.default_language: "));
+}
+
+TEST(ConfigValidate, GraderSourcesThatAreAbsentStayAbsent) {
+  // plugin/remote/code are kept unset when absent (their presence picks the source), unlike ordinary sections.
+  const LoadedConfig loaded = load("reward { graders { name: \"code\" code { slots: 3 } } graders { name: \"math\" } }");
+  ASSERT_EQ(loaded.config.reward().graders_size(), 2);
+  EXPECT_TRUE(loaded.config.reward().graders(0).has_code());
+  EXPECT_EQ(loaded.config.reward().graders(0).code().slots(), 3);
+  EXPECT_EQ(loaded.config.reward().graders(0).code().cpu_seconds(), 2.0);  // defaults filled inside a present block
+  EXPECT_TRUE(loaded.config.reward().graders(0).code().has_cpu_seconds());
+  EXPECT_FALSE(loaded.config.reward().graders(1).has_code());
+  EXPECT_FALSE(loaded.config.reward().graders(1).has_plugin());
+  EXPECT_FALSE(loaded.config.reward().graders(1).has_remote());
+  EXPECT_TRUE(loaded.config.has_rollout());  // ordinary sections are still filled in
 }
 
 // --- Overrides ---------------------------------------------------------------------------------------------------
