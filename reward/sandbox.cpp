@@ -193,16 +193,21 @@ struct ChildPlan {
 // ---------------------------------------------------------------------------------------------------------------------
 // Child side: thin system-call wrappers only (see the file comment).
 
-long sys_mount(const char* source, const char* target, const char* type, unsigned long flags, const void* data) {
+// Marks code that runs in the children before execve: on a stack the sanitizer runtimes do not know, with RLIMIT_AS
+// already below what they need. Sanitizer builds of the trainer must not instrument it.
+#define GRPO_SANDBOX_CHILD_CODE __attribute__((no_sanitize("address", "undefined")))
+
+GRPO_SANDBOX_CHILD_CODE long sys_mount(const char* source, const char* target, const char* type, unsigned long flags,
+                                       const void* data) {
   return syscall(SYS_mount, source, target, type, flags, data);
 }
 
-void send_report(int fd, const ChildReport& report) {
+GRPO_SANDBOX_CHILD_CODE void send_report(int fd, const ChildReport& report) {
   const ssize_t written = write(fd, &report, sizeof report);
   static_cast<void>(written);  // nothing to do if the trainer is gone
 }
 
-[[noreturn]] void fail_setup(int report_fd, SetupStep step, int detail = 0) {
+[[noreturn]] GRPO_SANDBOX_CHILD_CODE void fail_setup(int report_fd, SetupStep step, int detail = 0) {
   ChildReport report;
   report.kind = ChildReport::Kind::kSetupFailed;
   report.step = step;
@@ -212,10 +217,12 @@ void send_report(int fd, const ChildReport& report) {
   _exit(kSetupFailedExit);
 }
 
-void set_signal_mask(std::uint64_t mask) { syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, nullptr, sizeof mask); }
+GRPO_SANDBOX_CHILD_CODE void set_signal_mask(std::uint64_t mask) {
+  syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, nullptr, sizeof mask);
+}
 
 // Init is a copy of the trainer, handlers included; and SIG_IGN would survive execve into the program.
-void reset_signal_dispositions() {
+GRPO_SANDBOX_CHILD_CODE void reset_signal_dispositions() {
   for (int sig = 1; sig <= 64; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     std::array<std::uint64_t, 4> zeroed_kernel_sigaction = {};  // handler SIG_DFL, no flags, empty mask
@@ -223,14 +230,14 @@ void reset_signal_dispositions() {
   }
 }
 
-void close_fds_from(int first) {
+GRPO_SANDBOX_CHILD_CODE void close_fds_from(int first) {
   if (close_range(static_cast<unsigned>(first), ~0U, 0) == 0) return;
   for (int fd = first; fd < 65536; ++fd) close(fd);  // kernels before 5.9
 }
 
 // 0, 1, 2 become the program's stdio, kReportFd the report pipe (close-on-exec), kWorkdirTreeFd the workdir tmpfs;
 // the trainer's other descriptors are closed.
-void arrange_init_fds(const ChildPlan& plan) {
+GRPO_SANDBOX_CHILD_CODE void arrange_init_fds(const ChildPlan& plan) {
   const std::array<int, 5> wanted = {plan.stdin_fd, plan.stdout_fd, plan.stderr_fd, plan.report_fd,
                                      plan.workdir_tree_fd};
   std::array<int, 5> parked = {-1, -1, -1, -1, -1};
@@ -249,7 +256,7 @@ void arrange_init_fds(const ChildPlan& plan) {
   close_fds_from(parked[4] >= 0 ? kWorkdirTreeFd + 1 : kWorkdirTreeFd);
 }
 
-bool write_proc_file(const char* path, const char* text) {
+GRPO_SANDBOX_CHILD_CODE bool write_proc_file(const char* path, const char* text) {
   const int fd = open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0) return false;
   const std::size_t length = std::strlen(text);
@@ -261,7 +268,7 @@ bool write_proc_file(const char* path, const char* text) {
 }
 
 // User-namespace mode: the trainer's uid and gid keep their numbers inside.
-void write_id_maps(const ChildPlan& plan) {
+GRPO_SANDBOX_CHILD_CODE void write_id_maps(const ChildPlan& plan) {
   if (!write_proc_file("/proc/self/setgroups", "deny")) fail_setup(kReportFd, SetupStep::kSetgroupsDeny);
   if (!write_proc_file("/proc/self/uid_map", plan.uid_map)) fail_setup(kReportFd, SetupStep::kUidMap);
   if (!write_proc_file("/proc/self/gid_map", plan.gid_map)) fail_setup(kReportFd, SetupStep::kGidMap);
@@ -270,7 +277,7 @@ void write_id_maps(const ChildPlan& plan) {
 // Mount namespace: nothing propagates back to the host, the host tree is read-only, the usual scratch directories are
 // fresh tmpfs mounts, and the working directory (the private tmpfs, or a bind mount of the host directory) appears at
 // plan.workdir. Returns the IsolationBits achieved.
-std::int64_t set_up_mounts(const ChildPlan& plan) {
+GRPO_SANDBOX_CHILD_CODE std::int64_t set_up_mounts(const ChildPlan& plan) {
   std::int64_t bits = 0;
   int tree = kWorkdirTreeFd;
   if (plan.workdir_tree_fd >= 0) {
@@ -314,7 +321,7 @@ std::int64_t set_up_mounts(const ChildPlan& plan) {
 }
 
 // The program process: runs on its own stack in init's memory (CLONE_VM | CLONE_VFORK) until execve, init waiting.
-int run_program(void* plan_pointer) {
+GRPO_SANDBOX_CHILD_CODE int run_program(void* plan_pointer) {
   const ChildPlan& plan = *static_cast<const ChildPlan*>(plan_pointer);
   // A new session: its own process group, and no controlling terminal to reach the trainer's through.
   if (setsid() < 0) fail_setup(kReportFd, SetupStep::kSetsid);
@@ -339,13 +346,13 @@ int run_program(void* plan_pointer) {
   fail_setup(kReportFd, SetupStep::kExec);
 }
 
-std::int64_t cpu_micros(const rusage& usage) {
+GRPO_SANDBOX_CHILD_CODE std::int64_t cpu_micros(const rusage& usage) {
   return (static_cast<std::int64_t>(usage.ru_utime.tv_sec) + usage.ru_stime.tv_sec) * 1'000'000 +
          usage.ru_utime.tv_usec + usage.ru_stime.tv_usec;
 }
 
 // Reaps every child that has ended (the program and reparented orphans); records the program's end.
-void reap_children(pid_t program, ChildReport& ended, bool& program_done) {
+GRPO_SANDBOX_CHILD_CODE void reap_children(pid_t program, ChildReport& ended, bool& program_done) {
   for (;;) {
     int status = 0;
     rusage usage = {};
@@ -360,7 +367,7 @@ void reap_children(pid_t program, ChildReport& ended, bool& program_done) {
 }
 
 // Parses the parent pid out of /proc/<pid>/stat ("pid (comm) state ppid ..."); -1 if unreadable.
-pid_t read_parent_pid(const char* pid_digits) {
+GRPO_SANDBOX_CHILD_CODE pid_t read_parent_pid(const char* pid_digits) {
   char path[64] = "/proc/";
   std::size_t length = std::strlen(path);
   for (const char* c = pid_digits; *c != '\0' && length + 6 < sizeof path; ++c) path[length++] = *c;
@@ -380,7 +387,7 @@ pid_t read_parent_pid(const char* pid_digits) {
 }
 
 // SIGKILLs every process whose parent is init, by scanning /proc (no CONFIG_PROC_CHILDREN needed).
-void kill_children_of(pid_t self) {
+GRPO_SANDBOX_CHILD_CODE void kill_children_of(pid_t self) {
   const int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (proc < 0) return;
   alignas(8) char buffer[8192];
@@ -404,7 +411,7 @@ void kill_children_of(pid_t self) {
 
 // Process-group mode: init is a child subreaper, so every descendant that loses its parent becomes init's child. Kill
 // the children until none is left; grandchildren surface as their parents die.
-void kill_all_descendants(pid_t program) {
+GRPO_SANDBOX_CHILD_CODE void kill_all_descendants(pid_t program) {
   kill(-program, SIGKILL);
   const pid_t self = getpid();
   for (int round = 0; round < kMaxKillRounds; ++round) {
@@ -420,7 +427,7 @@ void kill_all_descendants(pid_t program) {
 }
 
 // pid 1 of the sandbox (or, without namespaces, a subreaper in the trainer's PID namespace).
-[[noreturn]] void run_init(const ChildPlan& plan) {
+[[noreturn]] GRPO_SANDBOX_CHILD_CODE void run_init(const ChildPlan& plan) {
   set_signal_mask(~std::uint64_t{0});  // also the two glibc-internal signals pthread_sigmask leaves open
   reset_signal_dispositions();
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -1046,7 +1053,7 @@ struct Init {
 
 // Clones init with the plan's namespaces. exit_signal 0: the trainer gets no SIGCHLD for it and a waitpid(-1) elsewhere
 // in the trainer cannot reap it (that needs __WALL); a SIG_IGN for SIGCHLD cannot auto-reap it either.
-std::optional<Init> start_init(const ChildPlan& plan, int& error) {
+GRPO_SANDBOX_CHILD_CODE std::optional<Init> start_init(const ChildPlan& plan, int& error) {
   sigset_t all;
   sigset_t previous;
   sigfillset(&all);

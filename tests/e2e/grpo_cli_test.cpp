@@ -1,6 +1,6 @@
 // End-to-end: the real `grpo` binary — help for every command, exit codes, config errors with line and column,
 // missing model and unwritable run folders, pretrain → train on a tiny config with the run folder checked, and
-// Ctrl-C leaving a usable checkpoint.
+// Ctrl-C leaving a usable checkpoint, and `grpo grade` with code, plug-in and remote graders from a config.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -89,7 +89,7 @@ class GrpoCli : public ::testing::Test {
 TEST_F(GrpoCli, HelpForEveryCommandAndExitCodes) {
   const auto top = run("--help");
   EXPECT_EQ(top.exit_code, 0);
-  for (const char* command : {"train", "pretrain", "eval", "generate", "grade"}) {
+  for (const char* command : {"train", "pretrain", "eval", "generate", "grade", "grader-server"}) {
     EXPECT_TRUE(contains(top.output, command)) << top.output;
     const auto help = run(std::string(command) + " --help");
     EXPECT_EQ(help.exit_code, 0) << command;
@@ -130,6 +130,60 @@ TEST_F(GrpoCli, GradeAnswersJsonLinesInOrder) {
   EXPECT_TRUE(contains(r.output, "\"line\":2")) << r.output;
   EXPECT_EQ(run("grade --input " + (work() / "missing.jsonl").string()).exit_code, 2);
   EXPECT_EQ(run("grade").exit_code, 2);
+}
+
+// A user's reward set-up checked on a file of rows before training: the code grader in the sandbox (per-test
+// verdicts), the example plug-in from a config, and a `grpo grader-server` reached through a remote grader entry.
+TEST_F(GrpoCli, GradeWithCodePluginAndRemoteGradersFromAConfig) {
+  // The server prints its port on stderr; `exec` keeps the shell's pid, printed first, for the kill at the end.
+  FILE* server = ::popen(("sh -c 'echo $$; exec " + std::string(GRPO_BINARY) +
+                          " grader-server --port 0 --graders math' 2>&1").c_str(), "r");
+  ASSERT_NE(server, nullptr);
+  std::array<char, 512> line{};
+  ASSERT_NE(std::fgets(line.data(), line.size(), server), nullptr);
+  const int server_pid = std::atoi(line.data());
+  ASSERT_NE(std::fgets(line.data(), line.size(), server), nullptr);
+  const std::string listening = line.data();
+  ASSERT_TRUE(contains(listening, "listening on 127.0.0.1:")) << listening;
+  const std::string port = listening.substr(listening.rfind(':') + 1, listening.find_last_not_of(" \n") - listening.rfind(':'));
+
+  const auto config = write("graders.textproto",
+                            "reward {\n"
+                            "  graders { remote { address: \"127.0.0.1:" + port + "\" grader: \"math\" timeout_ms: 5000 } }\n"
+                            "  graders { plugin { path: \"" GRPO_KEYWORD_GRADER_PLUGIN "\" } }\n"
+                            "  graders { name: \"code\" code { cpu_seconds: 1 wall_seconds: 3 } }\n"
+                            "}\n");
+  const auto rows = write("rows.jsonl",
+                          "{\"completion\": \"\\\\boxed{\\\\frac{1}{2}}\", \"reference\": \"0.5\", \"grader\": \"remote:math\"}\n"
+                          "{\"completion\": \"apples and pears\", \"reference\": \"apples,pears\", \"grader\": \"keyword\"}\n"
+                          "{\"completion\": \"```python\\nprint(int(input()) * 2)\\n```\", "
+                          "\"reference\": \"{\\\"inputs\\\": [\\\"2\\\", \\\"5\\\"], \\\"outputs\\\": [\\\"4\\\", \\\"11\\\"]}\", "
+                          "\"grader\": \"code\"}\n");
+  const auto r = run("grade --input " + rows + " --config " + config);
+  ::kill(server_pid, SIGTERM);
+  ::pclose(server);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  std::vector<nlohmann::json> out;
+  std::istringstream lines(r.output);
+  for (std::string text; std::getline(lines, text);) {
+    if (text.starts_with("{")) out.push_back(nlohmann::json::parse(text));
+  }
+  ASSERT_EQ(out.size(), 3u) << r.output;
+  EXPECT_EQ(out[0]["score"], 1.0) << out[0].dump();
+  EXPECT_EQ(out[0]["extracted"], "\\frac{1}{2}");
+  EXPECT_EQ(out[1]["score"], 1.0) << out[1].dump();
+  EXPECT_EQ(out[2]["score"], 0.0) << out[2].dump();
+  ASSERT_EQ(out[2]["tests"].size(), 2u) << out[2].dump();
+  EXPECT_EQ(out[2]["tests"][0]["verdict"], "ok");
+  EXPECT_EQ(out[2]["tests"][1]["verdict"], "wrong_answer");
+  EXPECT_EQ(out[2]["reason"], "test 2 of 2: wrong_answer: line 1: expected '11', got '10'");
+
+  // A config whose plug-in does not load is a config error at its location, before any line is graded.
+  const auto broken = write("broken.textproto", "reward {\n  graders { plugin { path: \"/nonexistent/x.so\" } }\n}\n");
+  const auto failed = run("grade --input " + rows + " --config " + broken);
+  EXPECT_EQ(failed.exit_code, 2) << failed.output;
+  EXPECT_TRUE(contains(failed.output, "broken.textproto:2:3: reward.graders[0]")) << failed.output;
+  EXPECT_TRUE(contains(failed.output, "/nonexistent/x.so")) << failed.output;
 }
 
 TEST_F(GrpoCli, ConfigErrorsNameFileLineAndColumn) {
