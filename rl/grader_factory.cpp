@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "reward/code_grader.h"
+#include "reward/format_grader.h"
 #include "reward/grader_registry.h"
 #include "reward/plugin_grader.h"
 #include "reward/remote/remote_grader.h"
@@ -72,6 +73,11 @@ std::unique_ptr<reward::Grader> make_configured_grader(const config::GraderWeigh
   }
   if (entry.has_remote()) return make_remote_grader(entry.remote());
   if (entry.name() == "code") return make_code_grader(entry.has_code() ? entry.code() : config::CodeGraderConfig());
+  if (entry.name() == "format" && entry.has_format()) {
+    const auto& tags = entry.format();
+    return std::make_unique<reward::FormatGrader>(
+        reward::TemplateTags{tags.think_open(), tags.think_close(), tags.answer_open(), tags.answer_close()});
+  }
   return reward::make_grader(entry.name());
 }
 

@@ -130,6 +130,19 @@ void check_grader_sources(const LoadedConfig& loaded) {
     if (grader.has_code() && grader.name() != "code") {
       fail_at(loaded, where("code"), "code { ... } settings apply only to the grader named \"code\"");
     }
+    if (grader.has_format() && grader.name() != "format") {
+      fail_at(loaded, where("format"), "format { ... } settings apply only to the grader named \"format\"");
+    }
+    if (grader.has_format()) {
+      const FormatGraderConfig& tags = grader.format();
+      const std::vector<std::string> all = {tags.think_open(), tags.think_close(), tags.answer_open(), tags.answer_close()};
+      for (std::size_t a = 0; a < all.size(); ++a) {
+        if (all[a].empty()) fail_at(loaded, where("format"), "format tags must be non-empty");
+        for (std::size_t b = a + 1; b < all.size(); ++b) {
+          if (all[a] == all[b]) fail_at(loaded, where("format"), fmt::format("format tag \"{}\" is used twice", all[a]));
+        }
+      }
+    }
     if (grader.has_code() && grader.code().default_language() != "python" &&
         grader.code().default_language() != "cpp") {
       fail_at(loaded, where("code.default_language"),

@@ -213,6 +213,18 @@ TEST(ConfigValidate, EachGraderHasExactlyOneCompleteSource) {
                           "x.textproto:1:40: reward.graders[0].code.default_language: "));
 }
 
+TEST(ConfigValidate, FormatTagsAreNonEmptyDistinctAndForTheFormatGrader) {
+  EXPECT_TRUE(starts_with(load_error("reward { graders { name: \"math\" format { think_open: \"<t>\" } } }"),
+                          "x.textproto:1:33: reward.graders[0].format: format { ... } settings apply only"));
+  EXPECT_TRUE(contains(load_error("reward { graders { name: \"format\" format { answer_open: \"<think>\" } } }"),
+                        "format tag \"<think>\" is used twice"));
+  EXPECT_TRUE(contains(load_error("reward { graders { name: \"format\" format { think_close: \"\" } } }"),
+                        "format tags must be non-empty"));
+  const LoadedConfig loaded = load("reward { graders { name: \"format\" format { think_open: \"<reasoning>\" } } }");
+  EXPECT_EQ(loaded.config.reward().graders(0).format().think_open(), "<reasoning>");
+  EXPECT_EQ(loaded.config.reward().graders(0).format().think_close(), "</think>");
+}
+
 TEST(ConfigValidate, GraderSourcesThatAreAbsentStayAbsent) {
   // plugin/remote/code are kept unset when absent (their presence picks the source), unlike ordinary sections.
   const LoadedConfig loaded = load("reward { graders { name: \"code\" code { slots: 3 } } graders { name: \"math\" } }");
