@@ -1,7 +1,9 @@
 // How much the code grader adds to a test's run: the same Python program run directly (posix_spawn, pipes) and
 // graded through CodeGrader (sandbox setup, namespaces, workdir, comparison), side by side, medians over repeats.
 // The figure: overhead per test under 20 ms beyond the program's own run time.
-//   build/bin/grpo_bench_code_grader [--repeats N]
+// --parent-mib M first fills M MiB of this process's memory, as a trainer holding a model would: spawning copies the
+// parent's page tables, so the overhead grows with the parent's resident size.
+//   build/bin/grpo_bench_code_grader [--repeats N] [--parent-mib M]
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -68,16 +70,20 @@ double direct_run_ms(const std::string& script) {
 
 int main(int argc, char** argv) {
   int repeats = 30;
+  long parent_mib = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) {
       repeats = std::max(3, std::atoi(argv[++i]));
+    } else if (std::strcmp(argv[i], "--parent-mib") == 0 && i + 1 < argc) {
+      parent_mib = std::max(0L, std::atol(argv[++i]));
     } else {
-      fmt::print("usage: grpo_bench_code_grader [--repeats N]\n"
+      fmt::print("usage: grpo_bench_code_grader [--repeats N] [--parent-mib M]\n"
                  "Runs one Python program directly and through the code grader's sandbox, {} times each by default,\n"
                  "and prints the medians and the grader's overhead per test.\n", repeats);
       return std::strcmp(argv[i], "--help") == 0 ? 0 : 2;
     }
   }
+  std::vector<char> ballast(static_cast<std::size_t>(parent_mib) << 20, 1);  // resident: every page written
   char script_path[] = "/tmp/grpo-bench-XXXXXX.py";
   const int fd = mkstemps(script_path, 3);
   if (fd < 0 || write(fd, kProgram, std::strlen(kProgram)) < 0) return 1;
@@ -99,7 +105,8 @@ int main(int argc, char** argv) {
   }
   std::remove(script_path);
   const double direct_ms = median(direct), graded_ms = median(graded);
-  fmt::print("code grader overhead, one Python test, median of {} runs\n", repeats);
+  fmt::print("code grader overhead, one Python test, median of {} runs, parent resident ballast {} MiB ({})\n", repeats,
+             parent_mib, ballast.empty() ? "none" : "touched");
   fmt::print("  {:<44} {:>9.2f} ms\n", "direct: python3 solution.py < input", direct_ms);
   fmt::print("  {:<44} {:>9.2f} ms\n", "graded: CodeGrader, one test in the sandbox", graded_ms);
   fmt::print("  {:<44} {:>9.2f} ms  (ratio {:.2f}x; target < 20 ms)\n", "overhead per test", graded_ms - direct_ms,
