@@ -5,6 +5,13 @@ find_package(Protobuf REQUIRED)
 find_package(fmt REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(Boost 1.74 REQUIRED)
+# Tokenizers: PCRE2 for the Unicode-aware pre-tokenizer regexes (\p{L}, look-ahead), ICU for NFC/NFKC normalizers.
+find_path(PCRE2_INCLUDE_DIR pcre2.h REQUIRED)
+find_library(PCRE2_LIBRARY pcre2-8 REQUIRED)
+add_library(grpo_pcre2 INTERFACE IMPORTED)
+target_include_directories(grpo_pcre2 INTERFACE ${PCRE2_INCLUDE_DIR})
+target_link_libraries(grpo_pcre2 INTERFACE ${PCRE2_LIBRARY})
+find_package(ICU 70 REQUIRED COMPONENTS uc data)
 
 # LibTorch. A CUDA build of LibTorch looks for a CUDA toolkit; restrict the architectures we compile our own
 # kernels for so that the build stays quick (A100, H100). Users with other GPUs set TORCH_CUDA_ARCH_LIST.

@@ -520,9 +520,11 @@ std::vector<std::int64_t> CharTokenizer::encode(std::string_view text) const {
 std::string CharTokenizer::decode(std::span<const std::int64_t> ids, bool skip_special_tokens) const {
   std::string text;
   for (const std::int64_t id : ids) {
-    const std::string& token = id_to_token(id);
+    if (id < 0 || id >= vocab_size()) {
+      throw TokenizerError(fmt::format("CharTokenizer: token id {} is out of range [0, {})", id, vocab_size()));
+    }
     if (skip_special_tokens && special_[static_cast<std::size_t>(id)]) continue;
-    text += token;
+    text += tokens_[static_cast<std::size_t>(id)];
   }
   return text;
 }
@@ -533,11 +535,16 @@ std::optional<std::int64_t> CharTokenizer::token_to_id(std::string_view token) c
   return it->second;
 }
 
-const std::string& CharTokenizer::id_to_token(std::int64_t id) const {
+std::string CharTokenizer::id_to_token(std::int64_t id) const {
   if (id < 0 || id >= vocab_size()) {
     throw TokenizerError(fmt::format("CharTokenizer: token id {} is out of range [0, {})", id, vocab_size()));
   }
   return tokens_[static_cast<std::size_t>(id)];
+}
+
+const std::string& CharTokenizer::chat_template() const {
+  static const std::string none;
+  return none;
 }
 
 bool CharTokenizer::is_special(std::int64_t id) const {

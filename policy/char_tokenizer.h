@@ -16,20 +16,15 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-namespace grpo::policy {
+#include "policy/tokenizer.h"
 
-// A tokenizer file that cannot be read or is outside what CharTokenizer implements, or an invalid token id.
-// The message names the file (or the id) and the component that was wrong.
-class TokenizerError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+namespace grpo::policy {
 
 // Encodes as the Hugging Face `tokenizers` pipeline does for this family (no normalizer, a BPE model without
 // merges or a per-character WordLevel model, Fuse decoder) with add_special_tokens=False: added tokens are split
 // out first (leftmost, then longest), every other character becomes its own token or, when it is not in the
 // vocabulary, the unk token.
-class CharTokenizer {
+class CharTokenizer final : public Tokenizer {
  public:
   // Ids 0..6: "<|pad|>", "<|endoftext|>" (EOS), "<unk>", then the reasoning tags "<think>", "</think>",
   // "<answer>", "</answer>" (added but not special: the model writes them as text); then the printable ASCII
@@ -42,25 +37,28 @@ class CharTokenizer {
 
   // Writes dir/tokenizer.json (always the BPE form) and dir/tokenizer_config.json (tokenizer_class
   // "PreTrainedTokenizerFast", the eos/pad/unk names, model_max_length or transformers' 1e30 when unset).
-  void save(const std::filesystem::path& dir) const;
+  void save(const std::filesystem::path& dir) const override;
+  // The embedded tokenizer has no chat format.
+  const std::string& chat_template() const override;
 
-  std::vector<std::int64_t> encode(std::string_view text) const;
+  std::vector<std::int64_t> encode(std::string_view text) const override;
   // Concatenates the tokens of `ids`, leaving out special tokens (pad, EOS, unk) when asked.
   // Throws TokenizerError for an id outside [0, vocab_size()).
-  std::string decode(std::span<const std::int64_t> ids, bool skip_special_tokens = false) const;
+  std::string decode(std::span<const std::int64_t> ids, bool skip_special_tokens = false) const override;
 
-  std::int64_t eos_id() const { return eos_id_; }
-  std::int64_t pad_id() const { return pad_id_; }
+  // Always set for this tokenizer (the embedded one and every file it loads name eos and pad tokens).
+  std::optional<std::int64_t> eos_id() const override { return eos_id_; }
+  std::optional<std::int64_t> pad_id() const override { return pad_id_; }
   std::int64_t unk_id() const { return unk_id_; }
-  std::int64_t vocab_size() const { return static_cast<std::int64_t>(tokens_.size()); }
-  std::optional<std::int64_t> token_to_id(std::string_view token) const;
+  std::int64_t vocab_size() const override { return static_cast<std::int64_t>(tokens_.size()); }
+  std::optional<std::int64_t> token_to_id(std::string_view token) const override;
   // Throws TokenizerError for an id outside [0, vocab_size()).
-  const std::string& id_to_token(std::int64_t id) const;
+  std::string id_to_token(std::int64_t id) const override;
   // Whether `id` is a special added token (left out by decode(..., skip_special_tokens=true)); false out of range.
-  bool is_special(std::int64_t id) const;
+  bool is_special(std::int64_t id) const override;
 
   // The longest sequence the model takes, written to tokenizer_config.json; unset means unknown.
-  std::optional<std::int64_t> model_max_length() const { return model_max_length_; }
+  std::optional<std::int64_t> model_max_length() const override { return model_max_length_; }
   void set_model_max_length(std::optional<std::int64_t> length) { model_max_length_ = length; }
 
  private:

@@ -19,8 +19,21 @@ void KvCache::select_rows(const torch::Tensor& rows) {
   for (auto& v : values) v = v.index_select(0, rows);
 }
 
-RmsNormImpl::RmsNormImpl(std::int64_t size, double eps) : eps_(eps) {
-  weight_ = register_parameter("weight", torch::ones({size}));
+LinearImpl::LinearImpl(std::int64_t in_features, std::int64_t out_features, bool with_bias, torch::Dtype dtype) {
+  weight = register_parameter("weight", torch::empty({out_features, in_features}, dtype));
+  if (with_bias) bias = register_parameter("bias", torch::empty({out_features}, dtype));
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return torch::nn::functional::linear(x, weight, bias); }
+
+EmbeddingImpl::EmbeddingImpl(std::int64_t num_embeddings, std::int64_t dim, torch::Dtype dtype) {
+  weight = register_parameter("weight", torch::empty({num_embeddings, dim}, dtype));
+}
+
+torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) { return torch::embedding(weight, ids); }
+
+RmsNormImpl::RmsNormImpl(std::int64_t size, double eps, torch::Dtype dtype) : eps_(eps) {
+  weight_ = register_parameter("weight", torch::ones({size}, dtype));
 }
 
 torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
@@ -30,9 +43,30 @@ torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
   return weight_ * normed.to(x.scalar_type());
 }
 
-RotaryEmbeddingImpl::RotaryEmbeddingImpl(std::int64_t head_dim, double theta) {
+namespace {
+
+// transformers' _compute_llama3_parameters (modeling_rope_utils.py), in float32 as there: wavelengths beyond the
+// original context are stretched by `factor`, short ones kept, and the band between interpolated smoothly.
+torch::Tensor llama3_inv_freq(const torch::Tensor& inv_freq, const RopeScaling& rope) {
+  const auto old_context = static_cast<double>(rope.original_max_position_embeddings);
+  const double low_freq_wavelen = old_context / rope.low_freq_factor;
+  const double high_freq_wavelen = old_context / rope.high_freq_factor;
+  const auto wavelen = 2 * M_PI / inv_freq;
+  auto scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / rope.factor, inv_freq);
+  const auto smooth = (old_context / wavelen - rope.low_freq_factor) / (rope.high_freq_factor - rope.low_freq_factor);
+  const auto smoothed = (1 - smooth) * scaled / rope.factor + smooth * scaled;
+  const auto medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+  return torch::where(medium, smoothed, scaled);
+}
+
+}  // namespace
+
+RotaryEmbeddingImpl::RotaryEmbeddingImpl(const ModelConfig& config) {
+  const auto head_dim = config.head_dim;
   const auto exponents = torch::arange(0, head_dim, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(head_dim);
-  inv_freq_ = register_buffer("inv_freq", 1.0 / torch::pow(torch::tensor(theta, torch::kFloat32), exponents));
+  auto inv_freq = 1.0 / torch::pow(torch::tensor(config.rope_theta, torch::kFloat32), exponents);
+  if (config.rope_scaling.type == RopeScaling::Type::kLlama3) inv_freq = llama3_inv_freq(inv_freq, config.rope_scaling);
+  inv_freq_ = register_buffer("inv_freq", inv_freq);
 }
 
 std::pair<torch::Tensor, torch::Tensor> RotaryEmbeddingImpl::forward(const torch::Tensor& position_ids) {
@@ -42,23 +76,32 @@ std::pair<torch::Tensor, torch::Tensor> RotaryEmbeddingImpl::forward(const torch
   return {emb.cos().unsqueeze(1), emb.sin().unsqueeze(1)};
 }
 
-LlamaAttentionImpl::LlamaAttentionImpl(const ModelConfig& config)
+LlamaAttentionImpl::LlamaAttentionImpl(const ModelConfig& config, torch::Dtype dtype)
     : num_heads_(config.num_attention_heads), num_kv_heads_(config.num_key_value_heads), head_dim_(config.head_dim) {
-  const auto bias = config.attention_bias;
-  using torch::nn::LinearOptions;
-  q_proj = register_module("q_proj", torch::nn::Linear(LinearOptions(config.hidden_size, num_heads_ * head_dim_).bias(bias)));
-  k_proj = register_module("k_proj", torch::nn::Linear(LinearOptions(config.hidden_size, num_kv_heads_ * head_dim_).bias(bias)));
-  v_proj = register_module("v_proj", torch::nn::Linear(LinearOptions(config.hidden_size, num_kv_heads_ * head_dim_).bias(bias)));
-  o_proj = register_module("o_proj", torch::nn::Linear(LinearOptions(num_heads_ * head_dim_, config.hidden_size).bias(false)));
+  const auto bias = config.qkv_bias;
+  q_proj = register_module("q_proj", Linear(config.hidden_size, num_heads_ * head_dim_, bias, dtype));
+  k_proj = register_module("k_proj", Linear(config.hidden_size, num_kv_heads_ * head_dim_, bias, dtype));
+  v_proj = register_module("v_proj", Linear(config.hidden_size, num_kv_heads_ * head_dim_, bias, dtype));
+  o_proj = register_module("o_proj", Linear(num_heads_ * head_dim_, config.hidden_size, config.o_bias, dtype));
+  if (config.qk_norm) {
+    q_norm = register_module("q_norm", RmsNorm(head_dim_, config.rms_norm_eps, dtype));
+    k_norm = register_module("k_norm", RmsNorm(head_dim_, config.rms_norm_eps, dtype));
+  }
 }
 
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                           const torch::Tensor& mask, KvCache* cache, std::int64_t layer) {
   const auto batch = x.size(0);
   const auto steps = x.size(1);
-  // [B, T, H*D] → [B, H, T, D]
-  auto q = q_proj(x).view({batch, steps, num_heads_, head_dim_}).transpose(1, 2);
-  auto k = k_proj(x).view({batch, steps, num_kv_heads_, head_dim_}).transpose(1, 2);
+  // [B, T, H*D] → [B, T, H, D] (Qwen3 normalises each head here) → [B, H, T, D]
+  auto q = q_proj(x).view({batch, steps, num_heads_, head_dim_});
+  auto k = k_proj(x).view({batch, steps, num_kv_heads_, head_dim_});
+  if (q_norm) {
+    q = q_norm(q);
+    k = k_norm(k);
+  }
+  q = q.transpose(1, 2);
+  k = k.transpose(1, 2);
   auto v = v_proj(x).view({batch, steps, num_kv_heads_, head_dim_}).transpose(1, 2);
   const auto cos_t = cos.to(q.scalar_type());
   const auto sin_t = sin.to(q.scalar_type());
@@ -77,20 +120,19 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   return o_proj(attended.transpose(1, 2).reshape({batch, steps, num_heads_ * head_dim_}));
 }
 
-LlamaMlpImpl::LlamaMlpImpl(const ModelConfig& config) {
-  using torch::nn::LinearOptions;
-  gate_proj = register_module("gate_proj", torch::nn::Linear(LinearOptions(config.hidden_size, config.intermediate_size).bias(false)));
-  up_proj = register_module("up_proj", torch::nn::Linear(LinearOptions(config.hidden_size, config.intermediate_size).bias(false)));
-  down_proj = register_module("down_proj", torch::nn::Linear(LinearOptions(config.intermediate_size, config.hidden_size).bias(false)));
+LlamaMlpImpl::LlamaMlpImpl(const ModelConfig& config, torch::Dtype dtype) {
+  gate_proj = register_module("gate_proj", Linear(config.hidden_size, config.intermediate_size, /*bias=*/false, dtype));
+  up_proj = register_module("up_proj", Linear(config.hidden_size, config.intermediate_size, /*bias=*/false, dtype));
+  down_proj = register_module("down_proj", Linear(config.intermediate_size, config.hidden_size, /*bias=*/false, dtype));
 }
 
 torch::Tensor LlamaMlpImpl::forward(const torch::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
 
-LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const ModelConfig& config) {
-  self_attn = register_module("self_attn", LlamaAttention(config));
-  mlp = register_module("mlp", LlamaMlp(config));
-  input_layernorm = register_module("input_layernorm", RmsNorm(config.hidden_size, config.rms_norm_eps));
-  post_attention_layernorm = register_module("post_attention_layernorm", RmsNorm(config.hidden_size, config.rms_norm_eps));
+LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const ModelConfig& config, torch::Dtype dtype) {
+  self_attn = register_module("self_attn", LlamaAttention(config, dtype));
+  mlp = register_module("mlp", LlamaMlp(config, dtype));
+  input_layernorm = register_module("input_layernorm", RmsNorm(config.hidden_size, config.rms_norm_eps, dtype));
+  post_attention_layernorm = register_module("post_attention_layernorm", RmsNorm(config.hidden_size, config.rms_norm_eps, dtype));
 }
 
 torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
@@ -99,14 +141,14 @@ torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch
   return h + mlp(post_attention_layernorm(h));
 }
 
-LlamaBackboneImpl::LlamaBackboneImpl(const ModelConfig& config) {
-  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(config.vocab_size, config.hidden_size));
+LlamaBackboneImpl::LlamaBackboneImpl(const ModelConfig& config, torch::Dtype dtype) {
+  embed_tokens = register_module("embed_tokens", Embedding(config.vocab_size, config.hidden_size, dtype));
   layers = register_module("layers", torch::nn::ModuleList());
-  for (std::int64_t i = 0; i < config.num_hidden_layers; ++i) layers->push_back(LlamaDecoderLayer(config));
-  norm = register_module("norm", RmsNorm(config.hidden_size, config.rms_norm_eps));
+  for (std::int64_t i = 0; i < config.num_hidden_layers; ++i) layers->push_back(LlamaDecoderLayer(config, dtype));
+  norm = register_module("norm", RmsNorm(config.hidden_size, config.rms_norm_eps, dtype));
   // inv_freq is a non-persistent buffer in Hugging Face; it is kept out of named_parameters() and of checkpoints
   // (see policy/checkpoint.cpp, which saves parameters only).
-  rotary_ = register_module("rotary_emb", RotaryEmbedding(config.head_dim, config.rope_theta));
+  rotary_ = register_module("rotary_emb", RotaryEmbedding(config));
 }
 
 torch::Tensor LlamaBackboneImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
@@ -120,11 +162,11 @@ torch::Tensor LlamaBackboneImpl::forward(const torch::Tensor& input_ids, const t
   return norm(h);
 }
 
-LlamaForCausalLMImpl::LlamaForCausalLMImpl(ModelConfig config) : config_(std::move(config)) {
+LlamaForCausalLMImpl::LlamaForCausalLMImpl(ModelConfig config, torch::Dtype dtype) : config_(std::move(config)) {
   config_.validate();
-  model = register_module("model", LlamaBackbone(config_));
+  model = register_module("model", LlamaBackbone(config_, dtype));
   if (!config_.tie_word_embeddings) {
-    lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config_.hidden_size, config_.vocab_size).bias(false)));
+    lm_head = register_module("lm_head", Linear(config_.hidden_size, config_.vocab_size, /*bias=*/false, dtype));
   }
 }
 
@@ -132,7 +174,15 @@ torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& input_ids, cons
                                             const torch::Tensor& mask, KvCache* cache) {
   TORCH_CHECK(input_ids.dim() == 2 && input_ids.sizes() == position_ids.sizes(), "input_ids and position_ids must be [B, T], got ",
               input_ids.sizes(), " and ", position_ids.sizes());
-  const auto hidden = model->forward(input_ids, position_ids, mask, cache);
+  return logits(hidden_states(input_ids, position_ids, mask, cache));
+}
+
+torch::Tensor LlamaForCausalLMImpl::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
+                                                  const torch::Tensor& mask, KvCache* cache) {
+  return model->forward(input_ids, position_ids, mask, cache);
+}
+
+torch::Tensor LlamaForCausalLMImpl::logits(const torch::Tensor& hidden) {
   const auto& head_weight = config_.tie_word_embeddings ? model->embed_tokens->weight : lm_head->weight;
   return torch::nn::functional::linear(hidden, head_weight).to(torch::kFloat32);
 }
@@ -150,6 +200,8 @@ KvCache LlamaForCausalLMImpl::make_cache(std::int64_t batch_size, std::int64_t c
 }
 
 torch::Device LlamaForCausalLMImpl::device() const { return model->embed_tokens->weight.device(); }
+
+torch::Dtype LlamaForCausalLMImpl::dtype() const { return model->embed_tokens->weight.scalar_type(); }
 
 torch::Tensor causal_padding_mask(const torch::Tensor& valid, std::int64_t num_queries) {
   // valid [B, S] → mask [B, 1, T, S]: key j visible to query i (at absolute position S − T + i) iff j ≤ S − T + i

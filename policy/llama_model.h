@@ -1,5 +1,5 @@
-// The Llama/Qwen2 decoder-only transformer (RMSNorm, rotary position embeddings, grouped-query attention, SwiGLU
-// MLP) as LibTorch modules whose parameter names are the Hugging Face ones ("model.layers.0.self_attn.q_proj.weight").
+// The Llama/Qwen2/Qwen3 decoder-only transformer (RMSNorm, rotary position embeddings, grouped-query attention, SwiGLU
+// MLP; Qwen2's q/k/v biases and Qwen3's per-head q/k norms as flags set by policy/architecture.h) as LibTorch modules whose parameter names are the Hugging Face ones ("model.layers.0.self_attn.q_proj.weight").
 //
 // Shape glossary: B sequences, T new tokens, S key positions (cache + new), C hidden size, H query heads,
 // K key/value heads, D head size, V vocabulary.
@@ -28,9 +28,30 @@ struct KvCache {
   void select_rows(const torch::Tensor& rows);
 };
 
+// torch::nn::Linear / Embedding without their initialisation: parameters are allocated (uninitialised) in the
+// model's dtype and filled by a checkpoint load or initialize_weights(), so that building a 0.5B-parameter model
+// before loading it costs no random-number generation and no float32 detour. Parameter names are "weight" and
+// "bias", as in PyTorch and Hugging Face checkpoints.
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(std::int64_t in_features, std::int64_t out_features, bool bias, torch::Dtype dtype);
+  torch::Tensor forward(const torch::Tensor& x);  // x [..., in] → [..., out]
+  torch::Tensor weight;                           // [out, in]
+  torch::Tensor bias;                             // [out], undefined without bias
+};
+TORCH_MODULE(Linear);
+
+class EmbeddingImpl : public torch::nn::Module {
+ public:
+  EmbeddingImpl(std::int64_t num_embeddings, std::int64_t dim, torch::Dtype dtype);
+  torch::Tensor forward(const torch::Tensor& ids);  // ids [B, T] → [B, T, C]
+  torch::Tensor weight;                             // [V, C]
+};
+TORCH_MODULE(Embedding);
+
 class RmsNormImpl : public torch::nn::Module {
  public:
-  RmsNormImpl(std::int64_t size, double eps);
+  RmsNormImpl(std::int64_t size, double eps, torch::Dtype dtype);
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
@@ -40,10 +61,10 @@ class RmsNormImpl : public torch::nn::Module {
 TORCH_MODULE(RmsNorm);
 
 // cos/sin tables for rotary embeddings in Hugging Face's "rotate_half" layout (the two halves of each head, not
-// interleaved pairs).
+// interleaved pairs), with the config's frequency scaling (llama3) applied to inv_freq as transformers does.
 class RotaryEmbeddingImpl : public torch::nn::Module {
  public:
-  RotaryEmbeddingImpl(std::int64_t head_dim, double theta);
+  explicit RotaryEmbeddingImpl(const ModelConfig& config);
   // position_ids [B, T] → cos, sin [B, 1, T, D] in float32.
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& position_ids);
 
@@ -54,31 +75,32 @@ TORCH_MODULE(RotaryEmbedding);
 
 class LlamaAttentionImpl : public torch::nn::Module {
  public:
-  explicit LlamaAttentionImpl(const ModelConfig& config);
+  LlamaAttentionImpl(const ModelConfig& config, torch::Dtype dtype);
   // x [B, T, C]; cos/sin [B, 1, T, D]; mask [B, 1, T, S] bool (true = may attend). With a cache, the new keys and
   // values are written at positions [cache.length, cache.length + T) of `layer` and attention covers [0, S).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, const torch::Tensor& mask,
                         KvCache* cache, std::int64_t layer);
 
  private:
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  RmsNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3 only (config.qk_norm), over each head's D values
   std::int64_t num_heads_, num_kv_heads_, head_dim_;
 };
 TORCH_MODULE(LlamaAttention);
 
 class LlamaMlpImpl : public torch::nn::Module {
  public:
-  explicit LlamaMlpImpl(const ModelConfig& config);
+  LlamaMlpImpl(const ModelConfig& config, torch::Dtype dtype);
   torch::Tensor forward(const torch::Tensor& x);  // down(silu(gate(x)) * up(x))
 
  private:
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(LlamaMlp);
 
 class LlamaDecoderLayerImpl : public torch::nn::Module {
  public:
-  explicit LlamaDecoderLayerImpl(const ModelConfig& config);
+  LlamaDecoderLayerImpl(const ModelConfig& config, torch::Dtype dtype);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, const torch::Tensor& mask,
                         KvCache* cache, std::int64_t layer);
 
@@ -92,9 +114,9 @@ TORCH_MODULE(LlamaDecoderLayer);
 // The decoder stack without the output projection ("model." in Hugging Face names).
 class LlamaBackboneImpl : public torch::nn::Module {
  public:
-  explicit LlamaBackboneImpl(const ModelConfig& config);
+  LlamaBackboneImpl(const ModelConfig& config, torch::Dtype dtype);
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids, const torch::Tensor& mask, KvCache* cache);
-  torch::nn::Embedding embed_tokens{nullptr};
+  Embedding embed_tokens{nullptr};
 
  private:
   torch::nn::ModuleList layers{nullptr};
@@ -105,21 +127,28 @@ TORCH_MODULE(LlamaBackbone);
 
 class LlamaForCausalLMImpl : public torch::nn::Module {
  public:
-  explicit LlamaForCausalLMImpl(ModelConfig config);
+  // Parameters are allocated in `dtype` and left uninitialised: load a checkpoint or call initialize_weights().
+  explicit LlamaForCausalLMImpl(ModelConfig config, torch::Dtype dtype = torch::kFloat32);
 
   // input_ids [B, T] int64; position_ids [B, T]; mask [B, 1, T, S] bool → logits [B, T, V] (float32 on CPU).
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids, const torch::Tensor& mask,
                         KvCache* cache = nullptr);
+  // The two halves of forward(), for callers that must not hold [B, T, V] logits at once (long sequences with a
+  // 150k vocabulary): the final hidden states [B, T, C], and the logits [..., V] in float32 of any slice of them.
+  torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& position_ids, const torch::Tensor& mask,
+                              KvCache* cache = nullptr);
+  torch::Tensor logits(const torch::Tensor& hidden);
 
   // A cache for `batch_size` sequences of up to `capacity` positions, on the model's device and dtype.
   KvCache make_cache(std::int64_t batch_size, std::int64_t capacity) const;
   const ModelConfig& config() const { return config_; }
   torch::Device device() const;
+  torch::Dtype dtype() const;
 
  private:
   ModelConfig config_;
   LlamaBackbone model{nullptr};
-  torch::nn::Linear lm_head{nullptr};  // absent when tie_word_embeddings
+  Linear lm_head{nullptr};  // absent when tie_word_embeddings
 };
 TORCH_MODULE(LlamaForCausalLM);
 

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <string_view>
 #include <tuple>
 
@@ -76,12 +77,20 @@ std::string supported_dtype_names() {
   return fmt::format("{}", fmt::join(names, ", "));
 }
 
+[[noreturn]] void fail(std::string_view source, std::string_view what) {
+  throw SafetensorsError(fmt::format("{}: {}", source, what));
+}
+
+[[noreturn]] void fail_tensor(std::string_view source, std::string_view name, std::string_view what) {
+  throw SafetensorsError(fmt::format("{}: tensor '{}': {}", source, name, what));
+}
+
 [[noreturn]] void fail(const std::filesystem::path& path, std::string_view what) {
-  throw SafetensorsError(fmt::format("{}: {}", path.string(), what));
+  fail(std::string_view(path.native()), what);
 }
 
 [[noreturn]] void fail_tensor(const std::filesystem::path& path, std::string_view name, std::string_view what) {
-  throw SafetensorsError(fmt::format("{}: tensor '{}': {}", path.string(), name, what));
+  fail_tensor(std::string_view(path.native()), name, what);
 }
 
 std::string errno_text() { return std::strerror(errno); }
@@ -113,7 +122,9 @@ class FileMapping {
   FileMapping(std::uint8_t* data, std::uint64_t size) : data_(data), size_(size) {}
   FileMapping(const FileMapping&) = delete;
   FileMapping& operator=(const FileMapping&) = delete;
-  ~FileMapping() { ::munmap(data_, size_); }
+  ~FileMapping() {
+    if (data_ != nullptr) ::munmap(data_, size_);
+  }
   std::uint8_t* data() const { return data_; }
   std::uint64_t size() const { return size_; }
 
@@ -129,23 +140,40 @@ std::shared_ptr<FileMapping> map_file(const std::filesystem::path& path) {
   if (::fstat(fd.get(), &info) != 0) fail(path, fmt::format("cannot stat: {}", errno_text()));
   if (!S_ISREG(info.st_mode)) fail(path, "is not a regular file");
   const auto size = static_cast<std::uint64_t>(info.st_size);
-  if (size < kHeaderLengthBytes) {
-    fail(path, fmt::format("file is {} bytes, shorter than the {}-byte header length", size, kHeaderLengthBytes));
-  }
+  // mmap refuses an empty range; parse_safetensors reports the file as too short.
+  if (size == 0) return std::make_shared<FileMapping>(nullptr, 0);
   void* data = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.get(), 0);
   if (data == MAP_FAILED) fail(path, fmt::format("cannot memory-map {} bytes: {}", size, errno_text()));
   return std::make_shared<FileMapping>(static_cast<std::uint8_t*>(data), size);
 }
 
-// Parses the header, rejecting repeated keys: nlohmann keeps the last of them, which would silently drop a tensor.
-Json parse_header(const std::filesystem::path& path, std::string_view text) {
+// A JSON value for an error message, cut short: a hostile header can hold a megabyte-long array.
+std::string brief(const Json& value) {
+  constexpr std::size_t kMaxChars = 80;
+  std::string text = value.dump();
+  if (text.size() > kMaxChars) text = text.substr(0, kMaxChars) + "...";
+  return text;
+}
+
+// A well-formed header nests 3 deep (header > entry > shape); the bound keeps the recursive dump() above cheap.
+constexpr int kMaxHeaderDepth = 8;
+
+// Parses the header, rejecting repeated keys (nlohmann keeps the last of them, which would silently drop a tensor)
+// and deep nesting. Errors name the top-level entry being read.
+Json parse_header(std::string_view source, std::string_view text) {
   std::vector<std::set<std::string>> open_objects;
   std::string current_tensor;
-  std::optional<std::string> duplicate;
-  auto on_event = [&](int /*depth*/, Json::parse_event_t event, Json& parsed) {
+  auto where = [&] {
+    return current_tensor.empty() ? std::string() : fmt::format(" (in the entry of '{}')", current_tensor);
+  };
+  auto on_event = [&](int depth, Json::parse_event_t event, Json& parsed) {
     switch (event) {
       case Json::parse_event_t::object_start:
-        open_objects.emplace_back();
+      case Json::parse_event_t::array_start:
+        if (depth >= kMaxHeaderDepth) {
+          fail(source, fmt::format("header nests deeper than {} levels{}", kMaxHeaderDepth, where()));
+        }
+        if (event == Json::parse_event_t::object_start) open_objects.emplace_back();
         break;
       case Json::parse_event_t::object_end:
         open_objects.pop_back();
@@ -153,10 +181,9 @@ Json parse_header(const std::filesystem::path& path, std::string_view text) {
       case Json::parse_event_t::key: {
         const auto& key = parsed.get_ref<const std::string&>();
         if (open_objects.size() == 1) current_tensor = key;
-        if (!open_objects.back().insert(key).second && !duplicate) {
-          duplicate = open_objects.size() == 1
-                          ? fmt::format("header has two entries named '{}'", key)
-                          : fmt::format("header repeats key '{}' inside the entry of '{}'", key, current_tensor);
+        if (!open_objects.back().insert(key).second) {
+          if (open_objects.size() == 1) fail(source, fmt::format("header has two entries named '{}'", key));
+          fail(source, fmt::format("header repeats key '{}' inside the entry of '{}'", key, current_tensor));
         }
         break;
       }
@@ -169,125 +196,125 @@ Json parse_header(const std::filesystem::path& path, std::string_view text) {
   try {
     header = Json::parse(text.begin(), text.end(), on_event);
   } catch (const Json::exception& e) {
-    fail(path, fmt::format("header is not valid JSON: {}", e.what()));
+    fail(source, fmt::format("header is not valid JSON{}: {}", where(), e.what()));
   }
-  if (duplicate) fail(path, *duplicate);
-  if (!header.is_object()) fail(path, fmt::format("header is a JSON {}, not an object", header.type_name()));
+  if (!header.is_object()) fail(source, fmt::format("header is a JSON {}, not an object", header.type_name()));
   return header;
 }
 
 // Why a JSON value is not a count (a non-negative integer), for error messages.
 std::string count_problem(const Json& value) {
-  if (value.is_number_integer() && !value.is_number_unsigned()) return fmt::format("{} is negative", value.dump());
-  return fmt::format("{} is not a non-negative integer", value.dump());
+  if (value.is_number_integer() && !value.is_number_unsigned()) return fmt::format("{} is negative", brief(value));
+  return fmt::format("{} is not a non-negative integer", brief(value));
 }
 
-struct TensorEntry {
-  std::string name;
-  const DtypeInfo* dtype = nullptr;
-  std::vector<std::int64_t> shape;
-  std::uint64_t begin = 0;
-  std::uint64_t end = 0;
-};
-
-TensorEntry parse_entry(const std::filesystem::path& path, const std::string& name, const Json& value,
-                        std::uint64_t buffer_size) {
-  TensorEntry entry;
+// `buffer_start`: where the data buffer begins in the file; the entry's offsets are made absolute with it.
+SafetensorsEntry parse_entry(std::string_view source, const std::string& name, const Json& value,
+                             std::uint64_t buffer_start, std::uint64_t buffer_size) {
+  SafetensorsEntry entry;
   entry.name = name;
-  if (!value.is_object()) fail_tensor(path, name, fmt::format("entry is a JSON {}, not an object", value.type_name()));
+  if (!value.is_object())
+    fail_tensor(source, name, fmt::format("entry is a JSON {}, not an object", value.type_name()));
 
-  const auto dtype = value.find("dtype");
-  if (dtype == value.end() || !dtype->is_string()) fail_tensor(path, name, "'dtype' is missing or not a string");
-  entry.dtype = find_dtype(dtype->get_ref<const std::string&>());
-  if (entry.dtype == nullptr) {
-    fail_tensor(path, name,
-                fmt::format("unknown dtype '{}' (supported: {})", dtype->get_ref<const std::string&>(),
+  const auto dtype_field = value.find("dtype");
+  if (dtype_field == value.end() || !dtype_field->is_string()) {
+    fail_tensor(source, name, "'dtype' is missing or not a string");
+  }
+  const DtypeInfo* dtype = find_dtype(dtype_field->get_ref<const std::string&>());
+  if (dtype == nullptr) {
+    fail_tensor(source, name,
+                fmt::format("unknown dtype '{}' (supported: {})", dtype_field->get_ref<const std::string&>(),
                             supported_dtype_names()));
   }
+  entry.dtype = dtype->scalar_type;
 
   const auto shape = value.find("shape");
-  if (shape == value.end() || !shape->is_array()) fail_tensor(path, name, "'shape' is missing or not an array");
-  std::uint64_t byte_count = entry.dtype->element_size;
+  if (shape == value.end() || !shape->is_array()) fail_tensor(source, name, "'shape' is missing or not an array");
+  std::uint64_t byte_count = dtype->element_size;
   for (const Json& dim : *shape) {
-    if (!dim.is_number_unsigned()) fail_tensor(path, name, fmt::format("shape entry {}", count_problem(dim)));
+    if (!dim.is_number_unsigned()) fail_tensor(source, name, fmt::format("shape entry {}", count_problem(dim)));
     const auto size = dim.get<std::uint64_t>();
     if (__builtin_mul_overflow(byte_count, size, &byte_count) || byte_count > kMaxByteCount || size > kMaxByteCount) {
-      fail_tensor(path, name, fmt::format("total byte count of shape {} overflows", shape->dump()));
+      fail_tensor(source, name, fmt::format("total byte count of shape {} overflows", brief(*shape)));
     }
     entry.shape.push_back(static_cast<std::int64_t>(size));
   }
 
   const auto offsets = value.find("data_offsets");
   if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2) {
-    fail_tensor(path, name, "'data_offsets' is missing or not an array of two integers [begin, end]");
+    fail_tensor(source, name, "'data_offsets' is missing or not an array of two integers [begin, end]");
   }
   for (const Json& offset : *offsets) {
-    if (!offset.is_number_unsigned()) fail_tensor(path, name, fmt::format("data offset {}", count_problem(offset)));
+    if (!offset.is_number_unsigned()) fail_tensor(source, name, fmt::format("data offset {}", count_problem(offset)));
   }
-  entry.begin = (*offsets)[0].get<std::uint64_t>();
-  entry.end = (*offsets)[1].get<std::uint64_t>();
-  if (entry.begin > entry.end) {
-    fail_tensor(path, name, fmt::format("data_offsets {} decrease (begin after end)", offsets->dump()));
+  const auto begin = (*offsets)[0].get<std::uint64_t>();
+  const auto end = (*offsets)[1].get<std::uint64_t>();
+  if (begin > end)
+    fail_tensor(source, name, fmt::format("data_offsets {} decrease (begin after end)", brief(*offsets)));
+  if (end > buffer_size) {
+    fail_tensor(source, name,
+                fmt::format("data_offsets {} lie outside the data buffer of {} bytes", brief(*offsets), buffer_size));
   }
-  if (entry.end > buffer_size) {
-    fail_tensor(path, name,
-                fmt::format("data_offsets {} lie outside the data buffer of {} bytes", offsets->dump(), buffer_size));
+  if (end - begin != byte_count) {
+    fail_tensor(source, name,
+                fmt::format("data_offsets {} span {} bytes, but dtype {} with shape {} needs {}", brief(*offsets),
+                            end - begin, dtype->name, brief(*shape), byte_count));
   }
-  if (entry.end - entry.begin != byte_count) {
-    fail_tensor(path, name,
-                fmt::format("data_offsets {} span {} bytes, but dtype {} with shape {} needs {}", offsets->dump(),
-                            entry.end - entry.begin, entry.dtype->name, shape->dump(), byte_count));
-  }
+  entry.begin = buffer_start + begin;
+  entry.end = buffer_start + end;
   return entry;
 }
 
-std::map<std::string, std::string> parse_metadata(const std::filesystem::path& path, const Json& value) {
+std::map<std::string, std::string> parse_metadata(std::string_view source, const Json& value) {
   if (!value.is_object()) {
-    fail(path, fmt::format("'{}' is a JSON {}, not an object of strings", kMetadataKey, value.type_name()));
+    fail(source, fmt::format("'{}' is a JSON {}, not an object of strings", kMetadataKey, value.type_name()));
   }
   std::map<std::string, std::string> metadata;
   for (const auto& [key, item] : value.items()) {
     if (!item.is_string()) {
-      fail(path, fmt::format("'{}' entry '{}' is a JSON {}, not a string", kMetadataKey, key, item.type_name()));
+      fail(source, fmt::format("'{}' entry '{}' is a JSON {}, not a string", kMetadataKey, key, item.type_name()));
     }
     metadata.emplace(key, item.get<std::string>());
   }
   return metadata;
 }
 
-void check_no_overlap(const std::filesystem::path& path, std::vector<TensorEntry>& entries) {
-  std::sort(entries.begin(), entries.end(), [](const TensorEntry& a, const TensorEntry& b) {
-    return std::tie(a.begin, a.end) < std::tie(b.begin, b.end);
+// Sorts `entries` by their bytes and rejects any two that share one (a zero-byte tensor inside another counts).
+void check_no_overlap(std::string_view source, std::uint64_t buffer_start, std::vector<SafetensorsEntry>& entries) {
+  std::sort(entries.begin(), entries.end(), [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
+    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
   });
   for (std::size_t i = 1; i < entries.size(); ++i) {
-    const TensorEntry& previous = entries[i - 1];
-    const TensorEntry& current = entries[i];
+    const SafetensorsEntry& previous = entries[i - 1];
+    const SafetensorsEntry& current = entries[i];
     if (current.begin < previous.end) {
-      fail(path, fmt::format("tensors '{}' (bytes [{}, {})) and '{}' (bytes [{}, {})) overlap", previous.name,
-                             previous.begin, previous.end, current.name, current.begin, current.end));
+      // Reported in data_offsets terms, as the header states them.
+      fail(source, fmt::format("tensors '{}' (bytes [{}, {})) and '{}' (bytes [{}, {})) overlap", previous.name,
+                               previous.begin - buffer_start, previous.end - buffer_start, current.name,
+                               current.begin - buffer_start, current.end - buffer_start));
     }
   }
 }
 
 // Bytes of a BOOL tensor other than 0 and 1 are undefined behaviour for LibTorch's bool kernels.
-void check_bool_bytes(const std::filesystem::path& path, const TensorEntry& entry, const std::uint8_t* data) {
-  for (std::uint64_t i = 0; i < entry.end - entry.begin; ++i) {
-    if (data[i] > 1) {
-      fail_tensor(path, entry.name, fmt::format("BOOL element {} has byte value {}, not 0 or 1", i, data[i]));
+void check_bool_bytes(std::string_view source, const SafetensorsEntry& entry, std::span<const std::byte> file) {
+  for (std::uint64_t i = entry.begin; i < entry.end; ++i) {
+    const auto byte = std::to_integer<unsigned>(file[i]);
+    if (byte > 1) {
+      fail_tensor(source, entry.name,
+                  fmt::format("BOOL element {} has byte value {}, not 0 or 1", i - entry.begin, byte));
     }
   }
 }
 
-torch::Tensor make_tensor(const std::filesystem::path& path, const TensorEntry& entry,
-                          const std::shared_ptr<FileMapping>& mapping, std::uint64_t buffer_start) {
-  const auto options = torch::TensorOptions().dtype(entry.dtype->scalar_type).device(torch::kCPU);
+torch::Tensor make_tensor(const SafetensorsEntry& entry, const std::shared_ptr<FileMapping>& mapping) {
+  const auto options = torch::TensorOptions().dtype(entry.dtype).device(torch::kCPU);
   const std::uint64_t byte_count = entry.end - entry.begin;
   if (byte_count == 0) return torch::empty(entry.shape, options);
-  std::uint8_t* data = mapping->data() + buffer_start + entry.begin;
-  if (entry.dtype->scalar_type == torch::kBool) check_bool_bytes(path, entry, data);
+  std::uint8_t* data = mapping->data() + entry.begin;
   // The format does not promise aligned offsets; misaligned element access is undefined behaviour, so such a
   // tensor gets its own aligned copy instead of a view.
-  if (reinterpret_cast<std::uintptr_t>(data) % entry.dtype->element_size != 0) {
+  if (reinterpret_cast<std::uintptr_t>(data) % c10::elementSize(entry.dtype) != 0) {
     torch::Tensor copy = torch::empty(entry.shape, options);
     std::memcpy(copy.data_ptr(), data, byte_count);
     return copy;
@@ -345,34 +372,53 @@ class TempFile {
 
 }  // namespace
 
-SafetensorsFile load_safetensors(const std::filesystem::path& path) {
-  const std::shared_ptr<FileMapping> mapping = map_file(path);
-  std::uint64_t header_length = 0;
-  std::memcpy(&header_length, mapping->data(), kHeaderLengthBytes);
-  if (header_length > kMaxHeaderBytes) {
-    fail(path, fmt::format("header length {} is larger than the {}-byte limit", header_length, kMaxHeaderBytes));
+SafetensorsHeader parse_safetensors(std::span<const std::byte> file, const std::string& source_name) {
+  const std::string_view source = source_name;
+  if (file.size() < kHeaderLengthBytes) {
+    fail(source,
+         fmt::format("file is {} bytes, shorter than the {}-byte header length", file.size(), kHeaderLengthBytes));
   }
-  if (header_length > mapping->size() - kHeaderLengthBytes) {
-    fail(path, fmt::format("header length {} runs past the end of the {}-byte file", header_length, mapping->size()));
+  std::uint64_t header_length = 0;
+  std::memcpy(&header_length, file.data(), kHeaderLengthBytes);
+  if (header_length > kMaxHeaderBytes) {
+    fail(source, fmt::format("header length {} is larger than the {}-byte limit", header_length, kMaxHeaderBytes));
+  }
+  if (header_length > file.size() - kHeaderLengthBytes) {
+    fail(source, fmt::format("header length {} runs past the end of the {}-byte file", header_length, file.size()));
   }
   const std::uint64_t buffer_start = kHeaderLengthBytes + header_length;
-  const std::uint64_t buffer_size = mapping->size() - buffer_start;
+  const std::uint64_t buffer_size = file.size() - buffer_start;
   const Json header = parse_header(
-      path, std::string_view(reinterpret_cast<const char*>(mapping->data() + kHeaderLengthBytes), header_length));
+      source, std::string_view(reinterpret_cast<const char*>(file.data()) + kHeaderLengthBytes, header_length));
 
-  SafetensorsFile file;
-  std::vector<TensorEntry> entries;
+  SafetensorsHeader result;
   for (const auto& [key, value] : header.items()) {
     if (key == kMetadataKey) {
-      file.metadata = parse_metadata(path, value);
+      result.metadata = parse_metadata(source, value);
     } else {
-      entries.push_back(parse_entry(path, key, value, buffer_size));
+      result.tensors.push_back(parse_entry(source, key, value, buffer_start, buffer_size));
     }
   }
-  check_no_overlap(path, entries);
-  for (const TensorEntry& entry : entries) {
-    file.tensors.emplace(entry.name, make_tensor(path, entry, mapping, buffer_start));
+  check_no_overlap(source, buffer_start, result.tensors);
+  for (const SafetensorsEntry& entry : result.tensors) {
+    if (entry.dtype == torch::kBool) check_bool_bytes(source, entry, file);
   }
+  return result;
+}
+
+std::optional<std::string_view> safetensors_dtype_name(torch::ScalarType dtype) {
+  const DtypeInfo* info = find_dtype(dtype);
+  if (info == nullptr) return std::nullopt;
+  return info->name;
+}
+
+SafetensorsFile load_safetensors(const std::filesystem::path& path) {
+  const std::shared_ptr<FileMapping> mapping = map_file(path);
+  const SafetensorsHeader header = parse_safetensors(
+      std::span<const std::byte>(reinterpret_cast<const std::byte*>(mapping->data()), mapping->size()), path.string());
+  SafetensorsFile file;
+  file.metadata = header.metadata;
+  for (const SafetensorsEntry& entry : header.tensors) file.tensors.emplace(entry.name, make_tensor(entry, mapping));
   return file;
 }
 

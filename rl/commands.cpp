@@ -19,6 +19,7 @@
 #include "rl/grader_factory.h"
 #include "rl/config/config_loader.h"
 #include "rl/evaluate.h"
+#include "rl/model_jsonl.h"
 #include "rl/pretrain.h"
 #include "rl/runtime.h"
 #include "rl/trainer.h"
@@ -35,6 +36,7 @@ const cli::OptionSpec kSetOption{"set", "FIELD=VALUE", "override one config fiel
 // location of the offending value and the registered names.
 void check_registry_choices(const config::LoadedConfig& loaded) {
   config::check_choice(loaded, "task.prompt_template", loaded.config.task().prompt_template(), policy::prompt_template_names());
+  config::check_choice(loaded, "model.dtype", loaded.config.model().dtype(), std::vector<std::string>{"float32", "bfloat16", "float16"});
   const auto graders = reward::registered_grader_names();
   for (int i = 0; i < loaded.config.reward().graders_size(); ++i) {
     const auto& name = loaded.config.reward().graders(i).name();
@@ -74,6 +76,17 @@ policy::Policy load_model_arg(const cli::ParsedArgs& args, torch::Device device)
   }
 }
 
+// The config's prompt template for this checkpoint ("chat" depends on it), its stop tokens added to the policy's.
+policy::PromptTemplate resolve_template(const config::LoadedConfig& loaded, policy::Policy& policy) {
+  try {
+    auto resolved = policy::resolve_prompt_template(loaded.config.task().prompt_template(), *policy.tokenizer);
+    policy::add_template_stop_ids(resolved, *policy.tokenizer, policy.stop_token_ids);
+    return resolved;
+  } catch (const std::invalid_argument& error) {
+    config::fail_at(loaded, "task.prompt_template", error.what());
+  }
+}
+
 int eval(const cli::ParsedArgs& args) {
   std::vector<std::string> extra = {"eval.num_problems=" + args.get_or_default("num-problems")};
   if (const auto seed = args.get("seed")) extra.push_back("eval.seed=" + *seed);
@@ -89,7 +102,8 @@ int eval(const cli::ParsedArgs& args) {
   const auto& a = cfg.task().arithmetic();
   const ArithmeticTask task({a.min_ops(), a.max_ops(), a.max_operand(), a.max_factor(), a.max_value()}, cfg.seed(), cfg.eval().seed(),
                             cfg.eval().num_problems());
-  const auto result = evaluate_greedy(policy.model, policy.tokenizer, policy::prompt_template(cfg.task().prompt_template()), task.eval_problems(),
+  const auto prompt_template = resolve_template(loaded, policy);
+  const auto result = evaluate_greedy(policy, prompt_template, task.eval_problems(),
                                       cfg.rollout().max_new_tokens(), cfg.eval().batch_size());
   nlohmann::ordered_json line = {{"accuracy", result.accuracy},
                                  {"format_rate", result.format_rate},
@@ -107,20 +121,29 @@ int generate(const cli::ParsedArgs& args) {
   auto policy = load_model_arg(args, resolve_device(args.get_or_default("device")));
   policy.model->eval();
   const auto template_name = args.get_or_default("template");
-  const auto prompt = template_name == "none" ? *args.get("prompt") : policy::prompt_template(template_name).apply(*args.get("prompt"));
+  std::string prompt = *args.get("prompt");
+  if (template_name != "none") {
+    try {
+      const auto resolved = policy::resolve_prompt_template(template_name, *policy.tokenizer);
+      policy::add_template_stop_ids(resolved, *policy.tokenizer, policy.stop_token_ids);
+      prompt = resolved.apply(prompt);
+    } catch (const std::invalid_argument& error) {
+      throw cli::UsageError(fmt::format("--template: {}", error.what()));
+    }
+  }
   rollout::GenerationRequest request;
-  request.prompts = {policy.tokenizer.encode(prompt)};
+  request.prompts = {policy.tokenizer->encode(prompt)};
   request.samples_per_prompt = args.get_int("num-samples");
   request.max_new_tokens = args.get_int("max-new-tokens");
   request.sampling = {args.get_double("temperature"), args.get_double("top-p"), args.get_int("top-k")};
-  request.stop_token_ids = {policy.tokenizer.eos_id()};
+  request.stop_token_ids = policy.stop_token_ids;
   request.seed = static_cast<std::uint64_t>(args.get_int("seed"));
   if (request.samples_per_prompt < 1) throw cli::UsageError("--num-samples must be at least 1");
   if (request.max_new_tokens < 1) throw cli::UsageError("--max-new-tokens must be at least 1");
   const auto result = rollout::generate(policy.model, request);
   for (const auto& completion : result.completions) {
     nlohmann::ordered_json line = {{"prompt", prompt},
-                                   {"completion", policy.tokenizer.decode(completion.tokens, /*skip_special_tokens=*/true)},
+                                   {"completion", policy.tokenizer->decode(completion.tokens, /*skip_special_tokens=*/true)},
                                    {"tokens", completion.tokens.size()},
                                    {"finish_reason", completion.finish == rollout::FinishReason::kStop ? "stop" : "length"}};
     std::cout << line.dump() << std::endl;
@@ -163,6 +186,55 @@ int grade(const cli::ParsedArgs& args) {
   std::cerr << fmt::format("grpo grade: {} lines: {} answer pairs ({} equal), {} graded ({} unscorable), {} malformed; {:.3f} s, {:.0f} lines/s\n",
                            summary.lines, summary.pairs, summary.pairs_equal, summary.graded, summary.unscorable, summary.errors, seconds,
                            static_cast<double>(summary.lines) / std::max(seconds, 1e-9));
+  return summary.ok() ? kExitSuccess : kExitFailure;
+}
+
+// Opens --input (a path, or - for standard input).
+std::istream& open_input(const cli::ParsedArgs& args, std::ifstream& file) {
+  const std::string path = args.get_or_default("input");
+  if (path == "-") return std::cin;
+  file.open(path, std::ios::binary);
+  if (!file) throw cli::UsageError(fmt::format("--input: cannot open '{}'", path));
+  return file;
+}
+
+int tokenize(const cli::ParsedArgs& args) {
+  std::shared_ptr<const policy::Tokenizer> tokenizer;
+  try {
+    tokenizer = policy::load_tokenizer(args.get_or_default("tokenizer"));
+  } catch (const policy::TokenizerError& error) {
+    throw cli::UsageError(fmt::format("--tokenizer: {}", error.what()));
+  }
+  std::ifstream file;
+  const auto start = std::chrono::steady_clock::now();
+  const auto summary = tokenize_jsonl(open_input(args, file), std::cout, *tokenizer);
+  std::cout.flush();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cerr << fmt::format("grpo tokenize: {} lines, {} tokens, {} malformed; {:.3f} s\n", summary.lines, summary.tokens, summary.errors, seconds);
+  return summary.ok() ? kExitSuccess : kExitFailure;
+}
+
+int score(const cli::ParsedArgs& args) {
+  configure_threads(0);
+  const auto device = resolve_device(args.get_or_default("device"));
+  policy::Policy policy;
+  try {
+    const auto dtype = parse_dtype(args.get_or_default("dtype"));
+    if (!dtype) throw cli::UsageError(fmt::format("--dtype: unknown dtype '{}'; valid: float32, bfloat16, float16", args.get_or_default("dtype")));
+    policy = policy::load_policy(args.get_or_default("model"), device, *dtype);
+  } catch (const policy::CheckpointError& error) {
+    throw cli::UsageError(fmt::format("--model: {}", error.what()));
+  }
+  policy.model->eval();
+  policy::TokenLogprobOptions options;
+  options.max_batch_tokens = args.get_int("batch-tokens");
+  if (options.max_batch_tokens < 1) throw cli::UsageError("--batch-tokens must be at least 1");
+  std::ifstream file;
+  const auto start = std::chrono::steady_clock::now();
+  const auto summary = score_jsonl(open_input(args, file), std::cout, policy, options);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cerr << fmt::format("grpo score: {} lines, {} tokens scored, {} malformed; {:.3f} s, {:.0f} tokens/s\n", summary.lines, summary.tokens,
+                           summary.errors, seconds, static_cast<double>(summary.tokens) / std::max(seconds, 1e-9));
   return summary.ok() ? kExitSuccess : kExitFailure;
 }
 
@@ -227,7 +299,7 @@ std::vector<Command> make_commands() {
                     {},
                     {{"model", "DIR", "checkpoint folder (Hugging Face layout)", "", false, true},
                      {"prompt", "TEXT", "the question, e.g. \"12+3*4\"", "", false, true},
-                     {"template", "NAME", "prompt template (r1_zero_compact, r1_zero) or none", defaults.task().prompt_template(), false, false},
+                     {"template", "NAME", "prompt template (r1_zero_compact, r1_zero, qwen_chat, llama3_chat, deepseek_r1_chat, chat: the checkpoint's format) or none", defaults.task().prompt_template(), false, false},
                      {"num-samples", "N", "completions to sample", "1", false, false},
                      {"max-new-tokens", "N", "tokens per completion at most", std::to_string(defaults.rollout().max_new_tokens()), false, false},
                      {"temperature", "T", "sampling temperature; 0 decodes greedily", "0", false, false},
@@ -263,6 +335,30 @@ std::vector<Command> make_commands() {
                      {"threads", "N", "requests graded at once", "4", false, false}},
                     {"grader-server --port 9000 --graders math,code", "grader-server --host 0.0.0.0 --port 0"}},
                    grader_server});
+  table.push_back({{"tokenize", "token ids of texts, as the Hugging Face tokenizer gives them",
+                    "Reads JSON Lines {\"text\": ...} and writes each line back with \"ids\" added: the ids of the text with no special "
+                    "tokens added around it (add_special_tokens=False); special tokens written inside the text, such as <|im_start|>, "
+                    "are matched. Reads tokenizer.json and tokenizer_config.json of a Hugging Face folder. A malformed line is answered "
+                    "with {\"line\": N, \"error\": ...} and the rest go on; the exit code is then 1.",
+                    {},
+                    {{"tokenizer", "DIR", "folder with tokenizer.json (a checkpoint folder works)", "", false, true},
+                     {"input", "FILE", "JSON Lines file, or - for standard input", "", false, true}},
+                    {"tokenize --tokenizer ~/models/Qwen2.5-0.5B --input texts.jsonl"}},
+                   tokenize});
+  table.push_back({{"score", "per-token log-probabilities of sequences under a checkpoint",
+                    "Reads JSON Lines {\"ids\": [...]} or {\"text\": ...} and writes each line back with \"logprobs\" added: the "
+                    "log-probability of each token given the ones before it (the first token has none, so the array is one shorter "
+                    "than the ids), computed in float32 by default. Text is tokenized as `grpo tokenize` does and its \"ids\" are added. "
+                    "A malformed line (bad ids, too long, out-of-vocabulary ids) is answered with {\"line\": N, \"error\": ...} and the "
+                    "rest go on; the exit code is then 1.",
+                    {},
+                    {{"model", "DIR", "checkpoint folder (Hugging Face layout: Llama, Qwen2, Qwen3)", "", false, true},
+                     {"input", "FILE", "JSON Lines file, or - for standard input", "", false, true},
+                     {"dtype", "NAME", "weights and compute dtype: float32, bfloat16 or float16", "float32", false, false},
+                     {"batch-tokens", "N", "positions per batch at most (sequences are grouped by length)", "4096", false, false},
+                     {"device", "NAME", "auto, cpu or cuda", "auto", false, false}},
+                    {"score --model ~/models/Qwen2.5-0.5B --input sequences.jsonl"}},
+                   score});
   return table;
 }
 

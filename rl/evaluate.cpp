@@ -10,7 +10,7 @@
 
 namespace grpo::rl {
 
-EvalResult evaluate_greedy(policy::LlamaForCausalLM& model, const policy::CharTokenizer& tokenizer, const policy::PromptTemplate& prompt_template,
+EvalResult evaluate_greedy(const policy::Policy& policy, const policy::PromptTemplate& prompt_template,
                            const std::vector<ArithmeticProblem>& problems, std::int64_t max_new_tokens, std::int64_t batch_size) {
   const auto start = std::chrono::steady_clock::now();
   const reward::AccuracyGrader accuracy;
@@ -24,16 +24,17 @@ EvalResult evaluate_greedy(policy::LlamaForCausalLM& model, const policy::CharTo
     std::vector<std::string> prompts;
     for (auto i = begin; i < end; ++i) {
       prompts.push_back(prompt_template.apply(problems[i].expression));
-      request.prompts.push_back(tokenizer.encode(prompts.back()));
+      request.prompts.push_back(policy.tokenizer->encode(prompts.back()));
     }
     request.samples_per_prompt = 1;
     request.max_new_tokens = max_new_tokens;
     request.sampling.temperature = 0.0;
-    request.stop_token_ids = {tokenizer.eos_id()};
+    request.stop_token_ids = policy.stop_token_ids;
+    auto model = policy.model;
     const auto generated = rollout::generate(model, request);
     for (auto i = begin; i < end; ++i) {
       const auto& completion = generated.completions[i - begin];
-      const auto text = tokenizer.decode(completion.tokens, /*skip_special_tokens=*/true);
+      const auto text = policy.tokenizer->decode(completion.tokens, /*skip_special_tokens=*/true);
       const reward::GradeInput input{prompts[i - begin], text, problems[i].answer};
       correct += accuracy.grade(input).score;
       formatted += format.grade(input).score;

@@ -4,8 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "policy/char_tokenizer.h"
-#include "policy/llama_model.h"
+#include "policy/checkpoint.h"
 #include "policy/prompt_template.h"
 #include "rl/tasks/arithmetic_task.h"
 
@@ -19,7 +18,7 @@ struct EvalResult {
   double seconds = 0.0;
 };
 
-EvalResult evaluate_greedy(policy::LlamaForCausalLM& model, const policy::CharTokenizer& tokenizer, const policy::PromptTemplate& prompt_template,
+EvalResult evaluate_greedy(const policy::Policy& policy, const policy::PromptTemplate& prompt_template,
                            const std::vector<ArithmeticProblem>& problems, std::int64_t max_new_tokens, std::int64_t batch_size);
 
 }  // namespace grpo::rl

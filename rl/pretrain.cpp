@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "policy/char_tokenizer.h"
 #include "policy/checkpoint.h"
 #include "rl/evaluate.h"
 #include "rl/policy_ops.h"
@@ -32,8 +33,9 @@ policy::ModelConfig embedded_model_config(const config::EmbeddedModelConfig& c, 
   m.max_position_embeddings = c.max_position_embeddings();
   m.rope_theta = c.rope_theta();
   m.tie_word_embeddings = true;
-  m.eos_token_id = tokenizer.eos_id();
-  m.pad_token_id = tokenizer.pad_id();
+  m.eos_token_id = tokenizer.eos_id().value();
+  m.eos_token_ids = {m.eos_token_id};
+  m.pad_token_id = tokenizer.pad_id().value();
   return m;
 }
 
@@ -58,10 +60,11 @@ int run_pretraining(const config::LoadedConfig& loaded) {
     config::fail_at(loaded, "pretrain.model.num_key_value_heads", "must divide pretrain.model.num_attention_heads");
   }
 
-  const auto tokenizer = policy::CharTokenizer::make_embedded();
-  policy::LlamaForCausalLM model(embedded_model_config(pre.model(), tokenizer));
+  const auto tokenizer = std::make_shared<const policy::CharTokenizer>(policy::CharTokenizer::make_embedded());
+  policy::LlamaForCausalLM model(embedded_model_config(pre.model(), *tokenizer));
   policy::initialize_weights(model, cfg.seed());
   model->to(device);
+  if (cfg.task().prompt_template() == "chat") config::fail_at(loaded, "task.prompt_template", "the embedded policy has no chat format");
   const auto& prompt_template = policy::prompt_template(cfg.task().prompt_template());
   const auto& a = cfg.task().arithmetic();
   // The same eval seed and size as `grpo train`, so the held-out problems stay unseen in warm-up too.
@@ -88,11 +91,11 @@ int run_pretraining(const config::LoadedConfig& loaded) {
       const auto problem = task.next_train_problem();
       auto solution = worked_solution(problem, skip_reasoning(rng) ? skipped_style : SolutionStyle::kReasoned);
       if (format_defect(rng)) solution = with_format_defect(solution, rng);
-      prompts.push_back(tokenizer.encode(prompt_template.apply(problem.expression)));
-      completions.push_back(tokenizer.encode(solution));
-      completions.back().push_back(tokenizer.eos_id());
+      prompts.push_back(tokenizer->encode(prompt_template.apply(problem.expression)));
+      completions.push_back(tokenizer->encode(solution));
+      completions.back().push_back(tokenizer->eos_id().value());
     }
-    const auto batch = make_sequence_batch(prompts, completions, tokenizer.pad_id(), device);
+    const auto batch = make_sequence_batch(prompts, completions, *tokenizer->pad_id(), device);
     const auto logprobs = completion_logprobs(model, batch, /*temperature=*/1.0, /*with_entropy=*/false).logprobs;
     const auto loss = -(logprobs * batch.completion_mask).sum() / batch.completion_mask.sum();
     for (auto& group : optimizer.param_groups()) {
@@ -111,9 +114,10 @@ int run_pretraining(const config::LoadedConfig& loaded) {
     std::cerr << "grpo pretrain: interrupted before the end; no checkpoint written\n";
     return kInterruptedExitCode;
   }
-  policy::save_policy(pre.output(), model, tokenizer);
+  const auto policy = policy::make_policy(model, tokenizer);
+  policy::save_policy(pre.output(), policy);
   model->eval();
-  const auto base = evaluate_greedy(model, tokenizer, prompt_template, task.eval_problems(), cfg.rollout().max_new_tokens(), cfg.eval().batch_size());
+  const auto base = evaluate_greedy(policy, prompt_template, task.eval_problems(), cfg.rollout().max_new_tokens(), cfg.eval().batch_size());
   std::cout << fmt::format("base checkpoint: {}\n", pre.output());
   std::cout << fmt::format("{{\"accuracy\": {:.4f}, \"format_rate\": {:.4f}, \"completion_tokens_mean\": {:.2f}, \"num_problems\": {}, \"final_loss\": {:.4f}}}\n",
                            base.accuracy, base.format_rate, base.completion_tokens_mean, base.num_problems, smoothed_loss);

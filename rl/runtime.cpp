@@ -26,6 +26,13 @@ extern "C" void on_interrupt(int) {
 
 }  // namespace
 
+std::optional<torch::ScalarType> parse_dtype(std::string_view name) {
+  if (name == "float32") return torch::kFloat32;
+  if (name == "bfloat16") return torch::kBFloat16;
+  if (name == "float16") return torch::kFloat16;
+  return std::nullopt;
+}
+
 torch::Device resolve_device(std::string_view name) {
   if (name == "cpu") return torch::kCPU;
   const bool has_cuda = torch::cuda::is_available();

@@ -1,6 +1,7 @@
 // Process-wide runtime settings of a run: device choice, LibTorch threads, and Ctrl-C / SIGTERM handling.
 #pragma once
 
+#include <optional>
 #include <string_view>
 
 #include <torch/torch.h>
@@ -10,6 +11,9 @@ namespace grpo::rl {
 // "auto" → CUDA when LibTorch has it and a GPU is present, else CPU. Throws std::invalid_argument when "cuda" is
 // asked for and none is available.
 torch::Device resolve_device(std::string_view name);
+
+// "float32", "bfloat16", "float16" (model.dtype, --dtype) → the scalar type; nullopt for any other name.
+std::optional<torch::ScalarType> parse_dtype(std::string_view name);
 
 // 0 → every core.
 void configure_threads(int threads);

@@ -81,7 +81,7 @@ class GrpoTrainer {
   policy::Policy policy_;
   policy::LlamaForCausalLM reference_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
-  const policy::PromptTemplate& template_;
+  policy::PromptTemplate template_;
   std::vector<WeightedGrader> graders_;
   ArithmeticTask task_;
   RunFolder folder_;
@@ -92,9 +92,19 @@ class GrpoTrainer {
 
 policy::Policy load_or_explain(const config::LoadedConfig& loaded, torch::Device device) {
   try {
-    return policy::load_policy(loaded.config.model().path(), device);
+    return policy::load_policy(loaded.config.model().path(), device, parse_dtype(loaded.config.model().dtype()).value());
   } catch (const policy::CheckpointError& error) {
     config::fail_at(loaded, "model.path", error.what());
+  }
+}
+
+policy::PromptTemplate template_or_explain(const config::LoadedConfig& loaded, policy::Policy& policy) {
+  try {
+    auto resolved = policy::resolve_prompt_template(loaded.config.task().prompt_template(), *policy.tokenizer);
+    policy::add_template_stop_ids(resolved, *policy.tokenizer, policy.stop_token_ids);
+    return resolved;
+  } catch (const std::invalid_argument& error) {
+    config::fail_at(loaded, "task.prompt_template", error.what());
   }
 }
 
@@ -111,7 +121,7 @@ GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded)
       cfg_(loaded.config),
       device_(resolve_device(cfg_.runtime().device())),
       policy_(load_or_explain(loaded, device_)),
-      template_(policy::prompt_template(cfg_.task().prompt_template())),
+      template_(template_or_explain(loaded, policy_)),
       task_(arithmetic_settings(cfg_.task().arithmetic()), cfg_.seed(), cfg_.eval().seed(), cfg_.eval().num_problems()),
       folder_(make_folder(loaded)),
       metrics_(folder_.metrics_file()) {
@@ -142,13 +152,13 @@ StepData GrpoTrainer::rollout_phase(int step) {
   for (int p = 0; p < r.prompts_per_step(); ++p) {
     data.problems.push_back(task_.next_train_problem());
     data.prompt_texts.push_back(template_.apply(data.problems.back().expression));
-    request.prompts.push_back(policy_.tokenizer.encode(data.prompt_texts.back()));
+    request.prompts.push_back(policy_.tokenizer->encode(data.prompt_texts.back()));
     for (int g = 0; g < r.group_size(); ++g) data.prompt_ids.push_back(request.prompts.back());
   }
   request.samples_per_prompt = r.group_size();
   request.max_new_tokens = r.max_new_tokens();
   request.sampling = {r.temperature(), r.top_p(), r.top_k()};
-  request.stop_token_ids = {policy_.tokenizer.eos_id()};
+  request.stop_token_ids = policy_.stop_token_ids;
   request.seed = cfg_.seed() * 1000003ULL + static_cast<std::uint64_t>(step);
   data.generation = rollout::generate(policy_.model, request);
   return data;
@@ -161,7 +171,7 @@ void GrpoTrainer::score_phase(StepData& data) {
   std::vector<std::string> texts(count);
   std::vector<reward::GradeInput> inputs;
   for (std::size_t i = 0; i < count; ++i) {
-    texts[i] = policy_.tokenizer.decode(data.generation.completions[i].tokens, /*skip_special_tokens=*/true);
+    texts[i] = policy_.tokenizer->decode(data.generation.completions[i].tokens, /*skip_special_tokens=*/true);
   }
   for (std::size_t i = 0; i < count; ++i) {
     const auto p = i / static_cast<std::size_t>(G);
@@ -241,7 +251,7 @@ nlohmann::ordered_json GrpoTrainer::update_phase(const StepData& data, const Seq
 
 EvalResult GrpoTrainer::evaluate_and_log(int step) {
   policy_.model->eval();
-  const auto result = evaluate_greedy(policy_.model, policy_.tokenizer, template_, task_.eval_problems(), cfg_.rollout().max_new_tokens(),
+  const auto result = evaluate_greedy(policy_, template_, task_.eval_problems(), cfg_.rollout().max_new_tokens(),
                                       cfg_.eval().batch_size());
   policy_.model->train();
   nlohmann::ordered_json row = {{"step", step},
@@ -255,7 +265,7 @@ EvalResult GrpoTrainer::evaluate_and_log(int step) {
 }
 
 void GrpoTrainer::save_step_checkpoint(int step) {
-  policy::save_policy(folder_.step_checkpoint(step), policy_.model, policy_.tokenizer);
+  policy::save_policy(folder_.step_checkpoint(step), policy_);
   folder_.prune_step_checkpoints(cfg_.checkpoint().keep_last());
 }
 
@@ -292,7 +302,7 @@ int GrpoTrainer::run() {
       completion_tokens += static_cast<double>(c.tokens.size());
       truncated += c.finish == rollout::FinishReason::kLength ? 1.0 : 0.0;
     }
-    const auto batch = make_sequence_batch(data.prompt_ids, completions, policy_.tokenizer.pad_id(), device_);
+    const auto batch = make_sequence_batch(data.prompt_ids, completions, policy_.pad_token_id, device_);
     torch::Tensor ref_logprobs;
     if (reference_) {
       torch::NoGradGuard no_grad;
@@ -338,7 +348,7 @@ int GrpoTrainer::run() {
                              folder_.step_checkpoint(last_finished).string());
     return kInterruptedExitCode;
   }
-  policy::save_policy(folder_.final_checkpoint(), policy_.model, policy_.tokenizer);
+  policy::save_policy(folder_.final_checkpoint(), policy_);
   if (has_eval) {
     const auto trained = evaluate_and_log(cfg_.steps());
     std::cout << fmt::format("\nrun folder: {}\nheld-out greedy accuracy: base {:.1f}% → trained {:.1f}% ({:+.1f} points); format compliance "

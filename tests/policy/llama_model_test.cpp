@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 
+#include "policy/architecture.h"
 #include "policy/llama_model.h"
 
 namespace grpo::policy {
@@ -192,6 +193,102 @@ TEST(ModelConfig, RejectsWhatItDoesNotImplement) {
   auto missing = json;
   missing.erase("hidden_size");
   EXPECT_THROW(ModelConfig::from_json(missing, "config.json"), std::invalid_argument);
+}
+
+// Every registered architecture: config.json round trip, and the parameters its flags imply (Qwen2: q/k/v biases
+// without an o_proj bias; Qwen3: q_norm/k_norm; Llama: biases only with attention_bias).
+TEST(Architectures, EveryEntryRoundTripsAndHasItsParameters) {
+  for (const auto& arch : architectures()) {
+    SCOPED_TRACE(std::string(arch.name));
+    auto json = tiny_config().to_json();
+    json["architectures"] = {arch.name};
+    const auto config = ModelConfig::from_json(json, "config.json");
+    EXPECT_EQ(config.to_json()["model_type"], arch.model_type);
+    EXPECT_EQ(ModelConfig::from_json(config.to_json(), "config.json").to_json(), config.to_json());
+    LlamaForCausalLM model(config);
+    const auto params = model->named_parameters();
+    const std::string prefix = "model.layers.0.self_attn.";
+    EXPECT_EQ(params.contains(prefix + "q_proj.bias"), arch.name == "Qwen2ForCausalLM");
+    EXPECT_EQ(params.contains(prefix + "v_proj.bias"), arch.name == "Qwen2ForCausalLM");
+    EXPECT_FALSE(params.contains(prefix + "o_proj.bias"));
+    EXPECT_EQ(params.contains(prefix + "q_norm.weight"), arch.name == "Qwen3ForCausalLM");
+    EXPECT_EQ(params.contains(prefix + "k_norm.weight"), arch.name == "Qwen3ForCausalLM");
+    json["attention_bias"] = true;
+    const auto biased = ModelConfig::from_json(json, "config.json");
+    EXPECT_EQ(biased.o_bias, arch.name != "Qwen2ForCausalLM");
+    EXPECT_TRUE(biased.qkv_bias);
+  }
+  EXPECT_THROW(find_architecture("MistralForCausalLM"), std::invalid_argument);
+}
+
+TEST(ModelConfig, ReadsBothRopeSpellingsAndRejectsSlidingWindows) {
+  auto json = tiny_config().to_json();
+  json.erase("rope_theta");
+  json.erase("rope_scaling");
+  json["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                             {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  auto config = ModelConfig::from_json(json, "config.json");
+  EXPECT_EQ(config.rope_theta, 500000.0);
+  EXPECT_EQ(config.rope_scaling.type, RopeScaling::Type::kLlama3);
+  EXPECT_EQ(config.rope_scaling.original_max_position_embeddings, 8192);
+  json.erase("rope_parameters");
+  json["rope_theta"] = 1e6;
+  json["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+  try {
+    ModelConfig::from_json(json, "m/config.json");
+    FAIL() << "linear rope scaling accepted";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("rope scaling type 'linear' is not supported"), std::string::npos) << error.what();
+  }
+  json["rope_scaling"] = nullptr;
+  json["architectures"] = {"Qwen2ForCausalLM"};
+  json["use_sliding_window"] = true;
+  EXPECT_THROW(ModelConfig::from_json(json, "config.json"), std::invalid_argument);
+  json["use_sliding_window"] = false;
+  json["layer_types"] = {"full_attention", "sliding_attention"};
+  EXPECT_THROW(ModelConfig::from_json(json, "config.json"), std::invalid_argument);
+  json.erase("layer_types");
+  json["eos_token_id"] = {151645, 151643};
+  json["vocab_size"] = 151936;
+  config = ModelConfig::from_json(json, "config.json");
+  EXPECT_EQ(config.eos_token_ids, (std::vector<std::int64_t>{151645, 151643}));
+  json["hidden_size"] = "16";
+  EXPECT_THROW(ModelConfig::from_json(json, "config.json"), std::invalid_argument);
+}
+
+// llama3 RoPE scaling against the formula of Meta's reference code, evaluated here in double precision for
+// head_dim 8, theta 100, factor 8, low/high 1/4, original context 32 (wavelengths 6.3, 19.9, 62.8, 199): long
+// wavelengths divided by 8, short ones kept, the band between interpolated.
+TEST(RotaryEmbedding, Llama3ScalingMatchesTheReferenceFormula) {
+  auto config = tiny_config();
+  config.head_dim = 8;
+  config.num_attention_heads = 2;
+  config.num_key_value_heads = 2;
+  config.rope_theta = 100.0;
+  config.rope_scaling = {RopeScaling::Type::kLlama3, 8.0, 1.0, 4.0, 32};
+  RotaryEmbedding rope(config);
+  const auto [cos, sin] = rope->forward(torch::tensor({{1L}}));
+  const auto angles = torch::atan2(sin, cos).view({-1});  // position 1: angle = inv_freq
+  int scaled = 0, kept = 0, smoothed = 0;
+  for (int i = 0; i < 4; ++i) {
+    const double freq = 1.0 / std::pow(100.0, 2.0 * i / 8.0);
+    const double wavelen = 2 * M_PI / freq;
+    double expected = freq;
+    if (wavelen > 32.0) {
+      expected = freq / 8.0;
+      ++scaled;
+    } else if (wavelen >= 8.0) {
+      const double smooth = (32.0 / wavelen - 1.0) / 3.0;
+      expected = (1 - smooth) * freq / 8.0 + smooth * freq;
+      ++smoothed;
+    } else {
+      ++kept;
+    }
+    EXPECT_NEAR(angles[i].item<double>(), expected, 1e-6 * std::max(1.0, expected)) << "frequency " << i;
+  }
+  EXPECT_GT(scaled, 0);
+  EXPECT_GT(kept, 0);
+  EXPECT_GT(smoothed, 0);
 }
 
 }  // namespace

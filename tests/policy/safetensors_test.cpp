@@ -1,5 +1,6 @@
 // Tests of policy/safetensors: exact round trips of every dtype, files built byte by byte in the test, one malformed
-// file per rejection rule, and the writer's output read back by an independent Python (standard library) reader.
+// file per rejection rule (through load_safetensors and through the pure parse_safetensors, whose messages must name
+// the file and the tensor), and the writer's output read back by an independent Python (standard library) reader.
 #include "policy/safetensors.h"
 
 #include <array>
@@ -11,6 +12,7 @@
 #include <initializer_list>
 #include <limits>
 #include <random>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -44,15 +46,26 @@ class SafetensorsTest : public ::testing::Test {
   fs::path dir_;
 };
 
-// Writes a safetensors file by hand: 8-byte little-endian header length, header text, data bytes.
-void write_raw(const fs::path& path, std::string_view header, const std::vector<std::uint8_t>& data = {},
-               std::uint64_t header_length_field = std::numeric_limits<std::uint64_t>::max()) {
+// A safetensors file built by hand: 8-byte little-endian header length (by default the header's), header, data.
+std::string raw_file(std::string_view header, const std::vector<std::uint8_t>& data = {},
+                     std::uint64_t header_length_field = std::numeric_limits<std::uint64_t>::max()) {
   const std::uint64_t length =
       header_length_field == std::numeric_limits<std::uint64_t>::max() ? header.size() : header_length_field;
-  std::ofstream out(path, std::ios::binary);
-  for (int i = 0; i < 8; ++i) out.put(static_cast<char>((length >> (8 * i)) & 0xFF));
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  std::string bytes;
+  for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>((length >> (8 * i)) & 0xFF));
+  bytes.append(header);
+  bytes.append(data.begin(), data.end());
+  return bytes;
+}
+
+void write_raw(const fs::path& path, std::string_view header, const std::vector<std::uint8_t>& data = {},
+               std::uint64_t header_length_field = std::numeric_limits<std::uint64_t>::max()) {
+  const std::string bytes = raw_file(header, data, header_length_field);
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::span<const std::byte> as_bytes(const std::string& bytes) {
+  return std::as_bytes(std::span<const char>(bytes.data(), bytes.size()));
 }
 
 // Loads `path` expecting a SafetensorsError whose message names the file and contains every fragment.
@@ -371,6 +384,149 @@ TEST_F(SafetensorsTest, RejectsBoolBytesOtherThanZeroAndOne) {
   const fs::path path = dir_ / "bad.safetensors";
   write_raw(path, R"({"a": {"dtype": "BOOL", "shape": [3], "data_offsets": [0, 3]}})", {1, 0, 2});
   expect_load_error(path, {"tensor 'a': BOOL element 2 has byte value 2"});
+}
+
+TEST_F(SafetensorsTest, ReportsAnEmptyFileAsTooShort) {
+  const fs::path path = dir_ / "empty.safetensors";
+  { std::ofstream create(path); }
+  expect_load_error(path, {"file is 0 bytes, shorter than the 8-byte header length"});
+}
+
+TEST(ParseSafetensors, DescribesTensorsInByteOrderWithOffsetsFromTheFileStart) {
+  const std::string header = R"({"b":{"dtype":"I16","shape":[1,2],"data_offsets":[8,12]},)"
+                             R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                             R"("e":{"dtype":"BF16","shape":[0,5],"data_offsets":[12,12]},)"
+                             R"("__metadata__":{"format":"pt"}})";
+  const std::string file = raw_file(header, std::vector<std::uint8_t>(12, 0));
+  const SafetensorsHeader parsed = parse_safetensors(as_bytes(file), "mem");
+  ASSERT_EQ(parsed.tensors.size(), 3U);
+  const std::uint64_t start = 8 + header.size();
+  EXPECT_EQ(parsed.tensors[0].name, "a");
+  EXPECT_EQ(parsed.tensors[0].dtype, torch::kFloat32);
+  EXPECT_EQ(parsed.tensors[0].shape, (std::vector<std::int64_t>{2}));
+  EXPECT_EQ(parsed.tensors[0].begin, start);
+  EXPECT_EQ(parsed.tensors[0].end, start + 8);
+  EXPECT_EQ(parsed.tensors[1].name, "b");
+  EXPECT_EQ(parsed.tensors[1].dtype, torch::kInt16);
+  EXPECT_EQ(parsed.tensors[1].shape, (std::vector<std::int64_t>{1, 2}));
+  EXPECT_EQ(parsed.tensors[1].begin, start + 8);
+  EXPECT_EQ(parsed.tensors[2].name, "e");
+  EXPECT_EQ(parsed.tensors[2].dtype, torch::kBFloat16);
+  EXPECT_EQ(parsed.tensors[2].begin, parsed.tensors[2].end);
+  EXPECT_EQ(parsed.metadata, (std::map<std::string, std::string>{{"format", "pt"}}));
+  EXPECT_EQ(safetensors_dtype_name(torch::kBFloat16), "BF16");
+  EXPECT_EQ(safetensors_dtype_name(torch::kComplexFloat), std::nullopt);
+}
+
+struct MalformedCase {
+  std::string what;
+  std::string file;
+  std::vector<std::string> fragments;  // besides the source name, which every message starts with
+};
+
+std::string entry(std::string_view name, std::string_view body) { return fmt::format(R"("{}": {{{}}})", name, body); }
+
+// One file per rejection rule; where the problem lies in a tensor's entry, the message must name the tensor.
+std::vector<MalformedCase> malformed_cases() {
+  const std::vector<std::uint8_t> eight(8, 0);
+  const std::string ok_a = entry("a", R"("dtype": "F32", "shape": [2], "data_offsets": [0, 8])");
+  return {
+      {"short file", "abc", {"file is 3 bytes, shorter than the 8-byte header length"}},
+      {"header past the end", raw_file("{}", {}, 100), {"header length 100 runs past the end of the 10-byte file"}},
+      {"header over the limit", raw_file("{}", {}, 1ULL << 40), {"is larger than the 100000000-byte limit"}},
+      {"not JSON", raw_file(R"({"a": {"dtype": "F32",)"), {"header is not valid JSON (in the entry of 'a')"}},
+      {"not JSON after a tensor",
+       raw_file("{" + ok_a + R"(, "bad": {"dtype": F32}})", eight),
+       {"header is not valid JSON (in the entry of 'bad')"}},
+      {"not an object", raw_file("[1, 2]"), {"header is a JSON array, not an object"}},
+      {"entry not an object", raw_file(R"({"a": 3})"), {"tensor 'a': entry is a JSON number, not an object"}},
+      {"dtype not a string",
+       raw_file("{" + entry("a", R"("dtype": 4, "shape": [2], "data_offsets": [0, 8])") + "}", eight),
+       {"tensor 'a': 'dtype' is missing or not a string"}},
+      {"no shape",
+       raw_file("{" + entry("a", R"("dtype": "F32", "data_offsets": [0, 8])") + "}", eight),
+       {"tensor 'a': 'shape' is missing or not an array"}},
+      {"offsets not an array",
+       raw_file("{" + entry("a", R"("dtype": "F32", "shape": [2], "data_offsets": 8)") + "}", eight),
+       {"tensor 'a': 'data_offsets' is missing or not an array of two integers [begin, end]"}},
+      {"three offsets",
+       raw_file("{" + entry("a", R"("dtype": "F32", "shape": [2], "data_offsets": [0, 4, 8])") + "}", eight),
+       {"tensor 'a': 'data_offsets' is missing or not an array of two integers [begin, end]"}},
+      {"unknown dtype",
+       raw_file("{" + entry("a", R"("dtype": "F4", "shape": [2], "data_offsets": [0, 1])") + "}", eight),
+       {"tensor 'a': unknown dtype 'F4' (supported: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL)"}},
+      {"negative dim",
+       raw_file("{" + entry("a", R"("dtype": "U8", "shape": [-2], "data_offsets": [0, 2])") + "}", eight),
+       {"tensor 'a': shape entry -2 is negative"}},
+      {"fractional dim",
+       raw_file("{" + entry("a", R"("dtype": "U8", "shape": [2.0], "data_offsets": [0, 2])") + "}", eight),
+       {"tensor 'a': shape entry 2.0 is not a non-negative integer"}},
+      {"overflowing dims",
+       raw_file("{" + entry("a", R"("dtype": "BF16", "shape": [4611686018427387904, 2], "data_offsets": [0, 0])") +
+                "}"),
+       {"tensor 'a': total byte count of shape [4611686018427387904,2] overflows"}},
+      {"dim past uint64",
+       raw_file("{" + entry("a", R"("dtype": "U8", "shape": [1e30], "data_offsets": [0, 0])") + "}"),
+       {"tensor 'a': shape entry 1e+30 is not a non-negative integer"}},
+      {"begin after end",
+       raw_file("{" + entry("a", R"("dtype": "F32", "shape": [2], "data_offsets": [8, 0])") + "}", eight),
+       {"tensor 'a': data_offsets [8,0] decrease (begin after end)"}},
+      {"negative offset",
+       raw_file("{" + entry("a", R"("dtype": "F32", "shape": [2], "data_offsets": [-8, 0])") + "}", eight),
+       {"tensor 'a': data offset -8 is negative"}},
+      {"offsets out of bounds",
+       raw_file("{" + entry("a", R"("dtype": "F32", "shape": [2], "data_offsets": [4, 12])") + "}", eight),
+       {"tensor 'a': data_offsets [4,12] lie outside the data buffer of 8 bytes"}},
+      {"huge offsets",
+       raw_file(
+           "{" +
+               entry("a",
+                     R"("dtype": "U8", "shape": [0], "data_offsets": [18446744073709551615, 18446744073709551615])") +
+               "}",
+           eight),
+       {"tensor 'a': data_offsets [18446744073709551615,18446744073709551615] lie outside"}},
+      {"byte count mismatch",
+       raw_file("{" + entry("a", R"("dtype": "F32", "shape": [1], "data_offsets": [0, 8])") + "}", eight),
+       {"tensor 'a': data_offsets [0,8] span 8 bytes, but dtype F32 with shape [1] needs 4"}},
+      {"overlap",
+       raw_file("{" + entry("b", R"("dtype": "F32", "shape": [1], "data_offsets": [4, 8])") + ", " +
+                    entry("a", R"("dtype": "F32", "shape": [2], "data_offsets": [0, 8])") + "}",
+                eight),
+       {"tensors 'a' (bytes [0, 8)) and 'b' (bytes [4, 8)) overlap"}},
+      {"duplicate tensor", raw_file("{" + ok_a + ", " + ok_a + "}", eight), {"header has two entries named 'a'"}},
+      {"duplicate key in an entry",
+       raw_file("{" + entry("a", R"("dtype": "F32", "shape": [2], "shape": [2], "data_offsets": [0, 8])") + "}", eight),
+       {"header repeats key 'shape' inside the entry of 'a'"}},
+      {"metadata not an object",
+       raw_file("{" + ok_a + R"(, "__metadata__": "pt"})", eight),
+       {"'__metadata__' is a JSON string, not an object of strings"}},
+      {"non-string metadata",
+       raw_file("{" + ok_a + R"(, "__metadata__": {"step": 3}})", eight),
+       {"'__metadata__' entry 'step' is a JSON number, not a string"}},
+      {"bool bytes",
+       raw_file("{" + entry("a", R"("dtype": "BOOL", "shape": [2], "data_offsets": [0, 2])") + "}", {0, 7}),
+       {"tensor 'a': BOOL element 1 has byte value 7, not 0 or 1"}},
+      {"deep nesting",
+       raw_file(R"({"a": {"shape": )" + std::string(100, '[') + std::string(100, ']') + "}}"),
+       {"header nests deeper than 8 levels (in the entry of 'a')"}},
+      {"invalid UTF-8", raw_file("{\"a\xff\": 1}"), {"header is not valid JSON"}},
+  };
+}
+
+TEST(ParseSafetensors, RejectsEveryMalformedCaseNamingTheFileAndTheTensor) {
+  for (const MalformedCase& c : malformed_cases()) {
+    try {
+      parse_safetensors(as_bytes(c.file), "/models/in-memory.safetensors");
+      ADD_FAILURE() << c.what << ": parsed; expected an error containing " << c.fragments.front();
+    } catch (const SafetensorsError& e) {
+      const std::string message = e.what();
+      EXPECT_TRUE(message.starts_with("/models/in-memory.safetensors: ")) << c.what << ": " << message;
+      for (const std::string& fragment : c.fragments) {
+        EXPECT_NE(message.find(fragment), std::string::npos)
+            << c.what << ": missing '" << fragment << "' in " << message;
+      }
+    }
+  }
 }
 
 // The writer's bytes decoded by Python's json and struct modules, which share no code with the reader above.
