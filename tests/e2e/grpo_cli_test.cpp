@@ -1,6 +1,7 @@
 // End-to-end: the real `grpo` binary — help for every command, exit codes, config errors with line and column,
 // missing model and unwritable run folders, pretrain → train on a tiny config with the run folder checked, and
-// Ctrl-C leaving a usable checkpoint, and `grpo grade` with code, plug-in and remote graders from a config.
+// Ctrl-C leaving a usable checkpoint, `grpo grade` with code, plug-in and remote graders from a config, and
+// `grpo tokenize` / `grpo score` on real tokenizer files and a checkpoint.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -89,7 +90,7 @@ class GrpoCli : public ::testing::Test {
 TEST_F(GrpoCli, HelpForEveryCommandAndExitCodes) {
   const auto top = run("--help");
   EXPECT_EQ(top.exit_code, 0);
-  for (const char* command : {"train", "pretrain", "eval", "generate", "grade", "grader-server"}) {
+  for (const char* command : {"train", "pretrain", "eval", "generate", "grade", "grader-server", "tokenize", "score"}) {
     EXPECT_TRUE(contains(top.output, command)) << top.output;
     const auto help = run(std::string(command) + " --help");
     EXPECT_EQ(help.exit_code, 0) << command;
@@ -130,6 +131,54 @@ TEST_F(GrpoCli, GradeAnswersJsonLinesInOrder) {
   EXPECT_TRUE(contains(r.output, "\"line\":2")) << r.output;
   EXPECT_EQ(run("grade --input " + (work() / "missing.jsonl").string()).exit_code, 2);
   EXPECT_EQ(run("grade").exit_code, 2);
+}
+
+std::vector<nlohmann::json> json_lines(const std::string& output) {
+  std::vector<nlohmann::json> out;
+  std::istringstream lines(output);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("{")) out.push_back(nlohmann::json::parse(line));  // summaries on stderr are not JSON
+  }
+  return out;
+}
+
+// The shared fixture's reference encodings, reproduced by the binary for the Qwen3 and DeepSeek-V3 tokenizers.
+TEST_F(GrpoCli, TokenizeReproducesTheReferenceEncodings) {
+  const fs::path fixtures = fs::path(GRPO_SHARED_DIR) / "fixtures/tokenizers";
+  if (!fs::exists(fixtures)) GTEST_SKIP() << "shared tokenizer fixtures not found at " << fixtures << " (they live beside the checkout in CI)";
+  std::ifstream cases(fixtures / "encode_cases.jsonl");
+  std::vector<nlohmann::json> expected;
+  std::string input;
+  for (std::string line; std::getline(cases, line);) {
+    if (line.empty()) continue;
+    expected.push_back(nlohmann::json::parse(line));
+    input += nlohmann::json{{"text", expected.back()["text"]}}.dump() + "\n";
+  }
+  const auto file = write("texts.jsonl", input);
+  for (const char* name : {"qwen3", "deepseek_v3"}) {
+    const auto r = run("tokenize --tokenizer " + (fixtures / name).string() + " --input " + file);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto out = json_lines(r.output);
+    ASSERT_EQ(out.size(), expected.size()) << name;
+    for (std::size_t i = 0; i < out.size(); ++i) EXPECT_EQ(out[i]["ids"], expected[i][name]) << name << " line " << i + 1;
+  }
+  EXPECT_EQ(run("tokenize --tokenizer " + (work() / "nowhere").string() + " --input " + file).exit_code, 2);
+}
+
+// Log-probs of ids and of text from a checkpoint; a bad line is answered in place and the exit code is 1.
+TEST_F(GrpoCli, ScoreWritesLogprobsPerToken) {
+  const auto file = write("score.jsonl", "{\"ids\": [10, 20, 30, 40]}\n{\"text\": \"<think>1+2</think>\"}\n{\"ids\": [1, 99999]}\n{\"ids\": [7]}\n");
+  const auto r = run("score --model " + base_model() + " --input " + file);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  const auto out = json_lines(r.output);
+  ASSERT_EQ(out.size(), 4u) << r.output;
+  EXPECT_EQ(out[0]["logprobs"].size(), 3u);
+  for (const auto& value : out[0]["logprobs"]) EXPECT_LT(value.get<double>(), 0.0);
+  EXPECT_EQ(out[1]["logprobs"].size() + 1, out[1]["ids"].size());
+  EXPECT_EQ(out[2]["line"], 3);
+  EXPECT_TRUE(contains(out[2]["error"].get<std::string>(), "outside the vocabulary")) << out[2];
+  EXPECT_TRUE(out[3]["logprobs"].empty());
+  EXPECT_EQ(run("score --model " + base_model() + " --input " + file + " --dtype float64").exit_code, 2);
 }
 
 // A user's reward set-up checked on a file of rows before training: the code grader in the sandbox (per-test
