@@ -5,6 +5,8 @@
 // copy_ per tensor (the peer). Warm page cache, medians of repeats. The target: (b)/(a) <= 2.
 //   build/bin/grpo_bench_checkpoint_load [--dir DIR] [--repeats N] [--max-shard-mb M] [--threads T]
 // --dir reuses the checkpoint in DIR when it has one, else writes it there (default: a temporary folder, removed).
+// When DIR also holds config.json and tokenizer.json (copy a Qwen tokenizer in, and a Qwen2.5-0.5B config.json), the
+// whole load_policy (config, tokenizer, model allocation, weights) is timed too, against reading all those bytes.
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include "policy/checkpoint.h"
 #include "policy/checkpoint_weights.h"
 
 namespace {
@@ -201,6 +204,22 @@ int main(int argc, char** argv) {
       "\"bf16_minor_faults\": {}, \"per_tensor_copy__bf16_s\": {:.4f}, \"per_tensor_copy__f32_s\": {:.4f}}}\n",
       bytes, files.size(), repeats, torch::get_num_threads(), a, b, c, b / a, c / a, bytes / a / 1e9, faults / repeats,
       b_peer, c_peer);
+  if (fs::exists(dir / "config.json") && fs::exists(dir / "tokenizer.json")) {
+    auto all_files = files;
+    for (const char* name : {"config.json", "tokenizer.json", "tokenizer_config.json"}) {
+      if (fs::exists(dir / name)) all_files.push_back(dir / name);
+    }
+    std::vector<char> all_buffer;
+    const std::uint64_t all_bytes = read_all(all_files, all_buffer);
+    all_buffer.resize(all_bytes + 1);
+    std::vector<double> all_read_s, policy_s;
+    for (int r = 0; r < repeats; ++r) {
+      all_read_s.push_back(seconds_of([&] { read_all(all_files, all_buffer); }));
+      policy_s.push_back(seconds_of([&] { grpo::policy::load_policy(dir, torch::kCPU, torch::kBFloat16); }));
+    }
+    fmt::print("{{\"bench\": \"load_policy\", \"bytes\": {}, \"read_s\": {:.4f}, \"load_policy_bf16_s\": {:.4f}, \"ratio\": {:.2f}}}\n",
+               all_bytes, median(all_read_s), median(policy_s), median(policy_s) / median(all_read_s));
+  }
   if (temporary) remove_folder(dir);
   return 0;
 }

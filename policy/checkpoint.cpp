@@ -54,32 +54,31 @@ std::string dtype_name(torch::ScalarType dtype) {
   }
 }
 
-// Copies the checkpoint's tensors into the model's parameters (converting dtype), checking names and shapes.
+// Copies the checkpoint's tensors into the model's parameters (converting dtype), checking names, shapes and dtypes
+// first, so that a bad checkpoint leaves nothing half-loaded.
 void copy_weights(LlamaForCausalLM& model, const SafetensorsFile& file, const fs::path& dir) {
   const auto& config = model->config();
-  torch::NoGradGuard no_grad;
-  std::set<std::string> expected;
+  std::vector<std::pair<std::string, torch::Tensor>> destinations;
   for (auto& item : model->named_parameters()) {
-    expected.insert(item.key());
     const auto found = file.tensors.find(item.key());
-    if (found == file.tensors.end()) {
-      throw CheckpointError(fmt::format("{}: tensor '{}' is missing (expected by {} with this config.json)", dir.string(), item.key(),
-                                        config.architecture));
+    if (found != file.tensors.end()) {
+      const auto dtype = found->second.scalar_type();
+      if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16) {
+        throw CheckpointError(fmt::format("{}: tensor '{}' has dtype {}; weights must be F32, BF16 or F16", dir.string(), item.key(),
+                                          c10::toString(dtype)));
+      }
     }
-    if (found->second.sizes() != item.value().sizes()) {
-      throw CheckpointError(fmt::format("{}: tensor '{}' has shape {} but config.json implies {}", dir.string(), item.key(),
-                                        fmt::join(found->second.sizes(), "x"), fmt::join(item.value().sizes(), "x")));
-    }
-    const auto dtype = found->second.scalar_type();
-    if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16) {
-      throw CheckpointError(fmt::format("{}: tensor '{}' has dtype {}; weights must be F32, BF16 or F16", dir.string(), item.key(),
-                                        c10::toString(dtype)));
-    }
-    item.value().copy_(found->second);
+    destinations.emplace_back(item.key(), item.value());
   }
-  for (const auto& [name, tensor] : file.tensors) {
+  std::vector<std::string> unused;
+  try {
+    unused = copy_weights_into(file, destinations, fmt::format("{} ({} with this config.json)", dir.string(), config.architecture));
+  } catch (const SafetensorsError& error) {
+    throw CheckpointError(error.what());
+  }
+  for (const auto& name : unused) {
     // Tied checkpoints written by transformers may still carry lm_head.weight (a copy of the embedding).
-    if (expected.count(name) == 0 && !(name == "lm_head.weight" && config.tie_word_embeddings)) {
+    if (!(name == "lm_head.weight" && config.tie_word_embeddings)) {
       throw CheckpointError(fmt::format("{}: unexpected tensor '{}' for {} with this config.json", dir.string(), name, config.architecture));
     }
   }

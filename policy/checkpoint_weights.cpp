@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 #include <system_error>
+#include <thread>
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
@@ -320,12 +321,14 @@ void copy_elements(const torch::Tensor& destination, const torch::Tensor& source
 }
 
 // Copies sources[i] into destinations[i] (same shapes, checked). Contiguous CPU pairs with a conversion above are
-// cut into chunks that the intra-op threads take from a shared counter inside one parallel region; other pairs
-// (GPU or strided tensors, other dtype conversions) go through copy_ one by one.
+// cut into chunks that this thread and at::get_num_threads() - 1 helpers take from a shared counter, so a helper
+// that the scheduler holds back only delays the chunk it holds; other pairs (GPU or strided tensors, other dtype
+// conversions) go through copy_ one by one.
 // Why not copy_ for everything: measured with bench/checkpoint_load_bench.cpp on 2 cores shared with other work,
-// ATen's parallel copy_ took 1.4-2.1 s instead of 0.12-0.25 s for a Qwen2.5-0.5B checkpoint whenever another process
-// was runnable (each of its parallel regions waits out a preempted thread; copy_ called inside our region was as
-// slow), while the copies here stayed at 0.12-0.2 s.
+// ATen's parallel copy_ took 1.4-2.1 s instead of 0.2 s for a Qwen2.5-0.5B checkpoint whenever another process was
+// runnable (each of its ~290 parallel regions waits out a preempted thread). Why std::thread and not
+// at::parallel_for: with LibTorch's OpenMP backend, parallel_for is a header template whose "#pragma omp parallel"
+// only takes effect in code compiled with -fopenmp, which ours is not; it ran everything on one thread.
 void copy_all(const std::vector<std::pair<std::string, torch::Tensor>>& destinations,
               const std::vector<const torch::Tensor*>& sources) {
   torch::NoGradGuard no_grad;
@@ -345,13 +348,18 @@ void copy_all(const std::vector<std::pair<std::string, torch::Tensor>>& destinat
     }
   }
   std::atomic<std::size_t> next{0};
-  // One task per thread; each takes chunks until none are left, so a preempted thread holds up one chunk at most.
-  at::parallel_for(0, at::get_num_threads(), /*grain_size=*/1, [&](std::int64_t /*begin*/, std::int64_t /*end*/) {
+  auto work = [&] {
     for (std::size_t c = next++; c < chunks.size(); c = next++) {
       const CopyChunk& chunk = chunks[c];
       copy_elements(destinations[chunk.tensor].second, *sources[chunk.tensor], chunk.begin, chunk.end);
     }
-  });
+  };
+  const auto helpers =
+      std::min<std::size_t>(static_cast<std::size_t>(std::max(1, at::get_num_threads())) - 1, chunks.size() / 2);
+  std::vector<std::jthread> threads;
+  threads.reserve(helpers);
+  for (std::size_t t = 0; t < helpers; ++t) threads.emplace_back(work);
+  work();
 }
 
 }  // namespace
