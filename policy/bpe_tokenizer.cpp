@@ -317,6 +317,10 @@ bool BpeTokenizer::is_special(std::int64_t id) const { return state_->special_id
 std::optional<std::int64_t> BpeTokenizer::eos_id() const { return state_->eos_id; }
 std::optional<std::int64_t> BpeTokenizer::pad_id() const { return state_->pad_id; }
 std::optional<std::int64_t> BpeTokenizer::bos_id() const { return state_->bos_id; }
+
+std::optional<std::int64_t> BpeTokenizer::prompt_bos_id() const {
+  return state_->config.add_bos_token ? state_->bos_id : std::nullopt;
+}
 std::optional<std::int64_t> BpeTokenizer::model_max_length() const { return state_->config.model_max_length; }
 const std::string& BpeTokenizer::chat_template() const { return state_->config.chat_template; }
 

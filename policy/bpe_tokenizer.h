@@ -52,6 +52,7 @@ class BpeTokenizer final : public Tokenizer {
   std::optional<std::int64_t> eos_id() const override;
   std::optional<std::int64_t> pad_id() const override;
   std::optional<std::int64_t> bos_id() const;
+  std::optional<std::int64_t> prompt_bos_id() const override;
   std::optional<std::int64_t> model_max_length() const override;
   // chat_template.jinja, else tokenizer_config.json's chat_template (the "default" one when it lists several); empty
   // when there is none.

@@ -86,6 +86,12 @@ void copy_weights(LlamaForCausalLM& model, const SafetensorsFile& file, const fs
 
 }  // namespace
 
+std::vector<std::int64_t> encode_prompt(const Policy& policy, std::string_view text) {
+  auto ids = policy.tokenizer->encode(text);
+  if (const auto bos = policy.tokenizer->prompt_bos_id(); bos && (ids.empty() || ids.front() != *bos)) ids.insert(ids.begin(), *bos);
+  return ids;
+}
+
 Policy make_policy(LlamaForCausalLM model, std::shared_ptr<const Tokenizer> tokenizer) {
   Policy policy{std::move(model), std::move(tokenizer), {}, 0, nullptr};
   const auto& config = policy.model->config();

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <stdexcept>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -33,6 +34,10 @@ struct Policy {
   // generation_config.json as the checkpoint had it (written back unchanged on save); null when it had none.
   nlohmann::json generation_config;
 };
+
+// The ids of a prompt as the model was trained to see it: the tokenizer's prompt BOS (if any) and the text, without
+// doubling a BOS the text already starts with (a chat template that writes it).
+std::vector<std::int64_t> encode_prompt(const Policy& policy, std::string_view text);
 
 // A policy around a new model: stop and pad ids from the model's config and the tokenizer as load_policy would.
 Policy make_policy(LlamaForCausalLM model, std::shared_ptr<const Tokenizer> tokenizer);

@@ -46,6 +46,9 @@ class Tokenizer {
   // name none. A checkpoint's generation_config.json may add further stop ids (see policy/checkpoint.h).
   virtual std::optional<std::int64_t> eos_id() const = 0;
   virtual std::optional<std::int64_t> pad_id() const = 0;
+  // The id transformers puts before a prompt it encodes with add_special_tokens=True (tokenizer_config.json's
+  // add_bos_token with its bos_token), which models trained that way expect; nullopt when none is added.
+  virtual std::optional<std::int64_t> prompt_bos_id() const { return std::nullopt; }
   // tokenizer_config.json's model_max_length; nullopt when unset or transformers' "unbounded" 1e30.
   virtual std::optional<std::int64_t> model_max_length() const = 0;
 

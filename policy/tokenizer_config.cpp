@@ -54,6 +54,7 @@ TokenizerConfig parse_tokenizer_config(const std::string& text, const std::files
   result.eos_token = token_name(config, "eos_token");
   result.pad_token = token_name(config, "pad_token");
   result.bos_token = token_name(config, "bos_token");
+  result.add_bos_token = config.bool_field("add_bos_token", false);
   result.model_max_length = max_length(config);
   result.chat_template = chat_template(config);
   return result;

@@ -14,6 +14,9 @@ struct TokenizerConfig {
   std::optional<std::string> eos_token;
   std::optional<std::string> pad_token;
   std::optional<std::string> bos_token;
+  // add_bos_token: transformers' slow-tokenizer-compatible classes (LlamaTokenizerFast, as DeepSeek-R1 distills use)
+  // put bos_token before every encoded text when it is true.
+  bool add_bos_token = false;
   // nullopt when absent or at least 1e18 (transformers writes 1e30 for "no limit").
   std::optional<std::int64_t> model_max_length;
   // The chat_template string, or the one named "default" when the file lists {name, template} objects; empty when

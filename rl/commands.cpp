@@ -132,7 +132,7 @@ int generate(const cli::ParsedArgs& args) {
     }
   }
   rollout::GenerationRequest request;
-  request.prompts = {policy.tokenizer->encode(prompt)};
+  request.prompts = {policy::encode_prompt(policy, prompt)};
   request.samples_per_prompt = args.get_int("num-samples");
   request.max_new_tokens = args.get_int("max-new-tokens");
   request.sampling = {args.get_double("temperature"), args.get_double("top-p"), args.get_int("top-k")};

@@ -24,7 +24,7 @@ EvalResult evaluate_greedy(const policy::Policy& policy, const policy::PromptTem
     std::vector<std::string> prompts;
     for (auto i = begin; i < end; ++i) {
       prompts.push_back(prompt_template.apply(problems[i].expression));
-      request.prompts.push_back(policy.tokenizer->encode(prompts.back()));
+      request.prompts.push_back(policy::encode_prompt(policy, prompts.back()));
     }
     request.samples_per_prompt = 1;
     request.max_new_tokens = max_new_tokens;

@@ -152,7 +152,7 @@ StepData GrpoTrainer::rollout_phase(int step) {
   for (int p = 0; p < r.prompts_per_step(); ++p) {
     data.problems.push_back(task_.next_train_problem());
     data.prompt_texts.push_back(template_.apply(data.problems.back().expression));
-    request.prompts.push_back(policy_.tokenizer->encode(data.prompt_texts.back()));
+    request.prompts.push_back(policy::encode_prompt(policy_, data.prompt_texts.back()));
     for (int g = 0; g < r.group_size(); ++g) data.prompt_ids.push_back(request.prompts.back());
   }
   request.samples_per_prompt = r.group_size();

@@ -80,7 +80,12 @@ TEST(PromptTemplate, RealCheckpointTokenizers) {
   // The role markers are single added tokens, as in the model's training data.
   const auto ids = qwen->encode(resolved.apply("2+2"));
   EXPECT_EQ(ids.front(), 151644);  // <|im_start|>
-  EXPECT_EQ(resolve_prompt_template("chat", *load_tokenizer(fixtures / "deepseek_v3")).name, "deepseek_r1_chat");
+  const auto deepseek = load_tokenizer(fixtures / "deepseek_v3");
+  EXPECT_EQ(resolve_prompt_template("chat", *deepseek).name, "deepseek_r1_chat");
+  // DeepSeek's tokenizer_config.json says add_bos_token: prompts start with <｜begin▁of▁sentence｜> (id 0), as
+  // transformers encodes them; Qwen adds none.
+  EXPECT_EQ(deepseek->prompt_bos_id(), std::optional<std::int64_t>(0));
+  EXPECT_FALSE(qwen->prompt_bos_id().has_value());
 }
 
 }  // namespace
