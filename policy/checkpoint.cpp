@@ -1,7 +1,10 @@
 // Hugging Face layout checkpoints of the policy (see checkpoint.h).
 #include "policy/checkpoint.h"
 
+#include <charconv>
+#include <cstring>
 #include <fstream>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -54,33 +57,118 @@ std::string dtype_name(torch::ScalarType dtype) {
   }
 }
 
-// Copies the checkpoint's tensors into the model's parameters (converting dtype), checking names, shapes and dtypes
-// first, so that a bad checkpoint leaves nothing half-loaded.
-void copy_weights(LlamaForCausalLM& model, const SafetensorsFile& file, const fs::path& dir) {
-  const auto& config = model->config();
-  std::vector<std::pair<std::string, torch::Tensor>> destinations;
-  for (auto& item : model->named_parameters()) {
-    const auto found = file.tensors.find(item.key());
-    if (found != file.tensors.end()) {
-      const auto dtype = found->second.scalar_type();
-      if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16) {
-        throw CheckpointError(fmt::format("{}: tensor '{}' has dtype {}; weights must be F32, BF16 or F16", dir.string(), item.key(),
-                                          c10::toString(dtype)));
-      }
-    }
-    destinations.emplace_back(item.key(), item.value());
+// The layer of a "model.layers.<n>.<...>" tensor name.
+std::optional<std::int64_t> layer_of(std::string_view name) {
+  constexpr std::string_view kPrefix = "model.layers.";
+  if (!name.starts_with(kPrefix)) return std::nullopt;
+  name.remove_prefix(kPrefix.size());
+  std::int64_t layer = 0;
+  const auto [end, error] = std::from_chars(name.data(), name.data() + name.size(), layer);
+  if (error != std::errc() || end == name.data() + name.size() || *end != '.') return std::nullopt;
+  return layer;
+}
+
+// "0..27" or "0, 2..5, 7".
+std::string format_ranges(const std::set<std::int64_t>& values) {
+  std::vector<std::string> ranges;
+  for (auto it = values.begin(); it != values.end();) {
+    auto last = it;
+    while (std::next(last) != values.end() && *std::next(last) == *last + 1) ++last;
+    ranges.push_back(*last == *it ? std::to_string(*it) : fmt::format("{}..{}", *it, *last));
+    it = std::next(last);
   }
-  std::vector<std::string> unused;
+  return fmt::format("{}", fmt::join(ranges, ", "));
+}
+
+// config.json's num_hidden_layers against the layers the tensors belong to, first: a config claiming 100000 layers
+// must fail here, not after 100000 layers of parameter descriptions (or a model) were made.
+void check_layer_count(const ModelConfig& config, const SafetensorsFile& weights, const fs::path& dir) {
+  std::set<std::int64_t> layers;
+  for (const auto& item : weights.tensors) {
+    if (const auto layer = layer_of(item.first)) layers.insert(*layer);
+  }
+  if (!layers.empty() && *layers.rbegin() + 1 == config.num_hidden_layers) return;
+  const auto files = fs::exists(dir / kWeightsFileName) ? std::string(kWeightsFileName)
+                                                        : fmt::format("the shards of {}", kWeightsIndexFileName);
+  throw CheckpointError(
+      fmt::format("{}: config.json says num_hidden_layers = {} but {} {}", dir.string(), config.num_hidden_layers,
+                  files, layers.empty() ? "has no model.layers.* tensors" : "has layers " + format_ranges(layers)));
+}
+
+// With tie_word_embeddings transformers still loads a stored lm_head.weight into the output projection (the tie
+// happens before the weights are loaded), so one that differs from the embedding would give other log-probs there.
+void check_tied_head(const SafetensorsFile& weights, const fs::path& dir) {
+  const auto head = weights.tensors.find("lm_head.weight");
+  if (head == weights.tensors.end()) return;
+  const auto& embedding = weights.tensors.at("model.embed_tokens.weight");
+  const auto& stored = head->second;
+  bool same = stored.sizes() == embedding.sizes();
+  if (same && stored.scalar_type() == embedding.scalar_type()) {
+    same = std::memcmp(stored.const_data_ptr(), embedding.const_data_ptr(), stored.nbytes()) == 0;
+  } else if (same) {
+    same = torch::equal(stored.to(torch::kFloat32), embedding.to(torch::kFloat32));
+  }
+  if (!same) {
+    throw CheckpointError(
+        fmt::format("{}: config.json sets tie_word_embeddings but the checkpoint's lm_head.weight differs from "
+                    "model.embed_tokens.weight; set tie_word_embeddings to false",
+                    checkpoint_file_of(dir, "lm_head.weight").string()));
+  }
+}
+
+// Checks the checkpoint's tensors (names, shapes, dtypes: header facts, no data read) against the parameters
+// config.json implies, before the model is allocated, so that a config claiming more than the files hold is an
+// error naming the file, the tensor and the config field, not an out-of-memory. A tied checkpoint may carry
+// lm_head.weight only as a copy of the embedding.
+void check_weights_match_config(const ModelConfig& config, const SafetensorsFile& weights, const fs::path& dir) {
+  check_layer_count(config, weights, dir);
+  const auto file_of = [&](const std::string& name) { return checkpoint_file_of(dir, name).string(); };
+  // Whether config.json's attention_bias decides the attention biases (Llama, Qwen3; Qwen2's are fixed), for hints.
+  const bool follows_attention_bias =
+      config.qkv_bias == config.attention_bias && config.o_bias == config.attention_bias;
+  const auto specs = parameter_specs(config);
+  std::set<std::string_view> expected;
+  for (const auto& spec : specs) {
+    expected.insert(spec.name);
+    const auto found = weights.tensors.find(spec.name);
+    if (found == weights.tensors.end()) {
+      std::string why;
+      if (spec.name == "lm_head.weight") why = " (config.json's tie_word_embeddings is false)";
+      if (spec.name.ends_with("_proj.bias") && follows_attention_bias) why = " (config.json's attention_bias is true)";
+      throw CheckpointError(fmt::format("{}: tensor '{}' is missing; {} with this config.json has it{}",
+                                        file_of(spec.name), spec.name, config.architecture, why));
+    }
+    const auto& tensor = found->second;
+    if (tensor.sizes() != c10::IntArrayRef(spec.shape)) {
+      throw CheckpointError(fmt::format("{}: tensor '{}' has shape [{}], config.json implies [{}] ({})",
+                                        file_of(spec.name), spec.name, fmt::join(tensor.sizes(), ", "),
+                                        fmt::join(spec.shape, ", "), fmt::join(spec.dimensions, ", ")));
+    }
+    const auto dtype = tensor.scalar_type();
+    if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16) {
+      throw CheckpointError(fmt::format("{}: tensor '{}' has dtype {}; weights must be F32, BF16 or F16",
+                                        file_of(spec.name), spec.name, c10::toString(dtype)));
+    }
+  }
+  for (const auto& item : weights.tensors) {
+    const auto& name = item.first;
+    if (expected.contains(name) || (name == "lm_head.weight" && config.tie_word_embeddings)) continue;
+    const bool attention_bias = name.ends_with("_proj.bias") && name.find(".self_attn.") != std::string::npos;
+    const auto why = attention_bias && follows_attention_bias ? " (config.json's attention_bias is false)" : "";
+    throw CheckpointError(fmt::format("{}: unexpected tensor '{}' for {} with this config.json{}", file_of(name), name,
+                                      config.architecture, why));
+  }
+  if (config.tie_word_embeddings) check_tied_head(weights, dir);
+}
+
+// Copies the checked tensors into the model's parameters, converting dtype.
+void copy_weights(LlamaForCausalLM& model, const SafetensorsFile& file, const fs::path& dir) {
+  std::vector<std::pair<std::string, torch::Tensor>> destinations;
+  for (auto& item : model->named_parameters()) destinations.emplace_back(item.key(), item.value());
   try {
-    unused = copy_weights_into(file, destinations, fmt::format("{} ({} with this config.json)", dir.string(), config.architecture));
+    copy_weights_into(file, destinations, dir.string());  // the unused names were judged by check_weights_match_config
   } catch (const SafetensorsError& error) {
     throw CheckpointError(error.what());
-  }
-  for (const auto& name : unused) {
-    // Tied checkpoints written by transformers may still carry lm_head.weight (a copy of the embedding).
-    if (!(name == "lm_head.weight" && config.tie_word_embeddings)) {
-      throw CheckpointError(fmt::format("{}: unexpected tensor '{}' for {} with this config.json", dir.string(), name, config.architecture));
-    }
   }
 }
 
@@ -179,6 +267,7 @@ Policy load_policy(const fs::path& dir, torch::Device device, torch::ScalarType 
   } catch (const std::runtime_error& error) {
     throw CheckpointError(error.what());
   }
+  check_weights_match_config(config, weights, dir);
   LlamaForCausalLM model(config, dtype);
   copy_weights(model, weights, dir);
   weights.tensors.clear();  // unmaps the files before the device copy allocates more memory

@@ -53,7 +53,10 @@ void save_policy(const std::filesystem::path& dir, const Policy& policy, const S
 
 // Throws CheckpointError naming the folder/file and what is wrong (missing folder or file, an architecture or
 // config setting we do not implement, a config that does not match the tensors, missing or unexpected tensors,
-// wrong shapes, an unreadable tokenizer). The weights are converted to `dtype` (float32, bfloat16 or float16).
+// wrong shapes, an unreadable tokenizer). Tensor names, shapes and dtypes are checked against config.json from the
+// safetensors headers before the model is allocated, and errors name the shard and the config field. With
+// tie_word_embeddings a stored lm_head.weight must equal the embedding (transformers would use it). The weights
+// are converted to `dtype` (float32, bfloat16 or float16).
 Policy load_policy(const std::filesystem::path& dir, torch::Device device, torch::ScalarType dtype = torch::kFloat32);
 
 // A deep copy of the model (same config, parameters cloned), e.g. the frozen reference policy.

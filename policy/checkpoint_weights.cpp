@@ -381,6 +381,20 @@ SafetensorsFile load_checkpoint_weights(const fs::path& dir) {
   fail(dir, fmt::format("no weights: neither {} nor {} exists", kWeightsFileName, kWeightsIndexFileName));
 }
 
+fs::path checkpoint_file_of(const fs::path& dir, std::string_view name) {
+  std::error_code error;
+  if (fs::exists(dir / kWeightsFileName, error)) return dir / kWeightsFileName;
+  const fs::path index = dir / kWeightsIndexFileName;
+  try {
+    const ShardIndex shards = read_index(index);
+    if (const auto found = shards.shard_of.find(std::string(name)); found != shards.shard_of.end())
+      return dir / found->second;
+  } catch (const SafetensorsError&) {
+    // The load would have failed on the index first; name the index.
+  }
+  return index;
+}
+
 void save_checkpoint_weights(const fs::path& dir, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
                              std::int64_t max_shard_bytes) {
   if (max_shard_bytes <= 0) fail(dir, fmt::format("max_shard_bytes is {}; it must be positive", max_shard_bytes));

@@ -32,6 +32,11 @@ inline constexpr std::string_view kWeightsIndexFileName = "model.safetensors.ind
 // tensor listed but absent from its shard, a tensor in a shard but not listed for it, a tensor in two shards.
 SafetensorsFile load_checkpoint_weights(const std::filesystem::path& dir);
 
+// The file of the checkpoint in `dir` that holds tensor `name`, for error messages after load_checkpoint_weights:
+// dir/model.safetensors, or the shard the index lists it in; the index itself for a name it does not list (and
+// when it cannot be read). Reads the index again, which costs nothing next to a failed load.
+std::filesystem::path checkpoint_file_of(const std::filesystem::path& dir, std::string_view name);
+
 // Writes `tensors` in their own dtypes into `dir` (created if missing) as transformers' save_pretrained does:
 // model.safetensors when they fit one shard, otherwise model-00001-of-0000N.safetensors ... and
 // model.safetensors.index.json ({"metadata": {"total_size": bytes}, "weight_map": {...}}). Shards are filled in

@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
 namespace grpo::policy {
 namespace {
 
@@ -202,6 +204,49 @@ KvCache LlamaForCausalLMImpl::make_cache(std::int64_t batch_size, std::int64_t c
 torch::Device LlamaForCausalLMImpl::device() const { return model->embed_tokens->weight.device(); }
 
 torch::Dtype LlamaForCausalLMImpl::dtype() const { return model->embed_tokens->weight.scalar_type(); }
+
+std::vector<ParameterSpec> parameter_specs(const ModelConfig& c) {
+  const auto field = [](const char* name, std::int64_t value) { return fmt::format("{} {}", name, value); };
+  const auto hidden = field("hidden_size", c.hidden_size);
+  const auto intermediate = field("intermediate_size", c.intermediate_size);
+  const auto q_dim =
+      fmt::format("{} × {}", field("num_attention_heads", c.num_attention_heads), field("head_dim", c.head_dim));
+  const auto kv_dim =
+      fmt::format("{} × {}", field("num_key_value_heads", c.num_key_value_heads), field("head_dim", c.head_dim));
+  std::vector<ParameterSpec> specs;
+  specs.reserve(static_cast<std::size_t>(12 * c.num_hidden_layers + 3));
+  const auto add = [&](std::string name, std::vector<std::int64_t> shape, std::vector<std::string> dimensions) {
+    specs.push_back({std::move(name), std::move(shape), std::move(dimensions)});
+  };
+  add("model.embed_tokens.weight", {c.vocab_size, c.hidden_size}, {field("vocab_size", c.vocab_size), hidden});
+  for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const auto p = fmt::format("model.layers.{}.", i);
+    const auto linear = [&](const std::string& name, std::int64_t out, const std::string& out_dim, std::int64_t in,
+                            const std::string& in_dim, bool bias) {
+      add(p + name + ".weight", {out, in}, {out_dim, in_dim});
+      if (bias) add(p + name + ".bias", {out}, {out_dim});
+    };
+    const auto q = c.num_attention_heads * c.head_dim;
+    const auto kv = c.num_key_value_heads * c.head_dim;
+    linear("self_attn.q_proj", q, q_dim, c.hidden_size, hidden, c.qkv_bias);
+    linear("self_attn.k_proj", kv, kv_dim, c.hidden_size, hidden, c.qkv_bias);
+    linear("self_attn.v_proj", kv, kv_dim, c.hidden_size, hidden, c.qkv_bias);
+    linear("self_attn.o_proj", c.hidden_size, hidden, q, q_dim, c.o_bias);
+    if (c.qk_norm) {
+      add(p + "self_attn.q_norm.weight", {c.head_dim}, {field("head_dim", c.head_dim)});
+      add(p + "self_attn.k_norm.weight", {c.head_dim}, {field("head_dim", c.head_dim)});
+    }
+    linear("mlp.gate_proj", c.intermediate_size, intermediate, c.hidden_size, hidden, /*bias=*/false);
+    linear("mlp.up_proj", c.intermediate_size, intermediate, c.hidden_size, hidden, /*bias=*/false);
+    linear("mlp.down_proj", c.hidden_size, hidden, c.intermediate_size, intermediate, /*bias=*/false);
+    add(p + "input_layernorm.weight", {c.hidden_size}, {hidden});
+    add(p + "post_attention_layernorm.weight", {c.hidden_size}, {hidden});
+  }
+  add("model.norm.weight", {c.hidden_size}, {hidden});
+  if (!c.tie_word_embeddings)
+    add("lm_head.weight", {c.vocab_size, c.hidden_size}, {field("vocab_size", c.vocab_size), hidden});
+  return specs;
+}
 
 torch::Tensor causal_padding_mask(const torch::Tensor& valid, std::int64_t num_queries) {
   // valid [B, S] → mask [B, 1, T, S]: key j visible to query i (at absolute position S − T + i) iff j ≤ S − T + i

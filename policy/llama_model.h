@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
@@ -151,6 +152,17 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   Linear lm_head{nullptr};  // absent when tie_word_embeddings
 };
 TORCH_MODULE(LlamaForCausalLM);
+
+// A parameter LlamaForCausalLM allocates for a config, with the config.json fields behind each dimension
+// ("num_key_value_heads 2 × head_dim 64"), so that a checkpoint's tensors can be checked against config.json
+// before a byte of the model is allocated.
+struct ParameterSpec {
+  std::string name;                     // "model.layers.0.self_attn.k_proj.weight"
+  std::vector<std::int64_t> shape;      // [128, 896]
+  std::vector<std::string> dimensions;  // one per dimension: {"num_key_value_heads 2 × head_dim 64", "hidden_size 896"}
+};
+// The parameters of LlamaForCausalLM(config), in named_parameters() order (a test holds the two together).
+std::vector<ParameterSpec> parameter_specs(const ModelConfig& config);
 
 // Masks and positions for a batch whose rows are left-padded: valid [B, S] bool marks real tokens among the S key
 // positions; the last T of them are the queries. Returns the [B, 1, T, S] causal mask over valid keys (a padded

@@ -16,42 +16,22 @@ namespace {
 }
 
 std::int64_t require_int(const nlohmann::json& json, const char* key, const std::filesystem::path& source) {
-  if (!json.contains(key)) fail(source, fmt::format("missing required field '{}'", key));
-  const auto& value = json.at(key);
-  if (!value.is_number_integer()) fail(source, fmt::format("field '{}' must be an integer, got {}", key, value.dump()));
-  return value.get<std::int64_t>();
-}
-
-std::int64_t optional_int(const nlohmann::json& json, const char* key, std::int64_t fallback, const std::filesystem::path& source) {
-  if (!json.contains(key) || json.at(key).is_null()) return fallback;
-  const auto& value = json.at(key);
-  if (!value.is_number_integer()) fail(source, fmt::format("field '{}' must be an integer, got {}", key, value.dump()));
-  return value.get<std::int64_t>();
-}
-
-double optional_number(const nlohmann::json& json, const char* key, double fallback, const std::filesystem::path& source) {
-  if (!json.contains(key) || json.at(key).is_null()) return fallback;
-  const auto& value = json.at(key);
-  if (!value.is_number()) fail(source, fmt::format("field '{}' must be a number, got {}", key, value.dump()));
-  return value.get<double>();
-}
-
-bool optional_bool(const nlohmann::json& json, const char* key, bool fallback, const std::filesystem::path& source) {
-  if (!json.contains(key) || json.at(key).is_null()) return fallback;
-  const auto& value = json.at(key);
-  if (!value.is_boolean()) fail(source, fmt::format("field '{}' must be true or false, got {}", key, value.dump()));
-  return value.get<bool>();
+  const auto value = int_field(json, key, source, NullField::kIsError);
+  if (!value) fail(source, fmt::format("missing required field '{}'", key));
+  return *value;
 }
 
 // eos_token_id is an integer or, in Llama 3 and Qwen3 configs, a list of them.
 std::vector<std::int64_t> read_token_ids(const nlohmann::json& json, const char* key, const std::filesystem::path& source) {
   if (!json.contains(key) || json.at(key).is_null()) return {};
   const auto& value = json.at(key);
-  if (value.is_number_integer()) return {value.get<std::int64_t>()};
+  if (value.is_number_integer()) return {*int_field(json, key, source, NullField::kIsMissing)};
   std::vector<std::int64_t> ids;
   if (value.is_array()) {
     for (const auto& id : value) {
-      if (!id.is_number_integer()) fail(source, fmt::format("field '{}' must be an integer or a list of integers, got {}", key, value.dump()));
+      if (!id.is_number_integer() || (id.is_number_unsigned() && id.get<std::uint64_t>() > INT64_MAX)) {
+        fail(source, fmt::format("field '{}' must be an integer or a list of integers, got {}", key, value.dump()));
+      }
       ids.push_back(id.get<std::int64_t>());
     }
     return ids;
@@ -62,34 +42,92 @@ std::vector<std::int64_t> read_token_ids(const nlohmann::json& json, const char*
 // transformers < 5 writes "rope_theta" and "rope_scaling" (null or an object with "type"/"rope_type");
 // transformers ≥ 5 writes "rope_parameters" holding rope_theta and the scaling fields. Both are read.
 void read_rope(const nlohmann::json& json, const std::filesystem::path& source, ModelConfig& config) {
-  config.rope_theta = optional_number(json, "rope_theta", 10000.0, source);
+  // A null rope_theta is unset, to be given by rope_parameters; with neither, transformers fails on it.
+  auto theta = number_field(json, "rope_theta", source, NullField::kIsMissing);
+  const bool theta_is_null = json.contains("rope_theta") && json["rope_theta"].is_null();
   nlohmann::json scaling = json.value("rope_scaling", nlohmann::json());
+  const char* scaling_name = "rope_scaling";
   if (const auto parameters = json.find("rope_parameters"); parameters != json.end() && !parameters->is_null()) {
     if (!parameters->is_object()) fail(source, fmt::format("rope_parameters must be an object, got {}", parameters->dump()));
-    config.rope_theta = optional_number(*parameters, "rope_theta", config.rope_theta, source);
-    if (scaling.is_null()) scaling = *parameters;
+    if (const auto inner = number_field(*parameters, "rope_theta", source, NullField::kIsError, "rope_parameters"))
+      theta = inner;
+    if (scaling.is_null()) {
+      scaling = *parameters;
+      scaling_name = "rope_parameters";
+    }
   }
+  if (!theta && theta_is_null) fail(source, "field 'rope_theta' must be a number, got null");
+  config.rope_theta = theta.value_or(10000.0);
   if (scaling.is_null()) return;
   if (!scaling.is_object()) fail(source, fmt::format("rope_scaling must be null or an object, got {}", scaling.dump()));
-  if (const auto partial = optional_number(scaling, "partial_rotary_factor", 1.0, source); partial != 1.0) {
+  const auto number = [&](const char* key, double fallback) {
+    return number_field(scaling, key, source, NullField::kIsMissing, scaling_name).value_or(fallback);
+  };
+  if (const auto partial = number("partial_rotary_factor", 1.0); partial != 1.0) {
     fail(source, fmt::format("partial_rotary_factor {} is not supported; supported: 1.0", partial));
   }
-  const auto type = scaling.value("rope_type", scaling.value("type", std::string("default")));
+  // transformers reads rope_type, else the older spelling type; a null one fails there ("rope_type None").
+  const char* type_key = scaling.contains("rope_type") ? "rope_type" : "type";
+  const auto type = string_field(scaling, type_key, source, NullField::kIsError, scaling_name).value_or("default");
   if (type == "default") return;
   if (type != "llama3") {
     fail(source, fmt::format("rope scaling type '{}' is not supported ({}); supported: default, llama3", type, scaling.dump()));
   }
   auto& rope = config.rope_scaling;
   rope.type = RopeScaling::Type::kLlama3;
-  rope.factor = optional_number(scaling, "factor", 0.0, source);
-  rope.low_freq_factor = optional_number(scaling, "low_freq_factor", 0.0, source);
-  rope.high_freq_factor = optional_number(scaling, "high_freq_factor", 0.0, source);
-  rope.original_max_position_embeddings = optional_int(scaling, "original_max_position_embeddings", 0, source);
+  rope.factor = number("factor", 0.0);
+  rope.low_freq_factor = number("low_freq_factor", 0.0);
+  rope.high_freq_factor = number("high_freq_factor", 0.0);
+  rope.original_max_position_embeddings =
+      int_field(scaling, "original_max_position_embeddings", source, NullField::kIsMissing, scaling_name).value_or(0);
   if (rope.factor <= 0 || rope.low_freq_factor <= 0 || rope.high_freq_factor <= rope.low_freq_factor ||
       rope.original_max_position_embeddings <= 0) {
     fail(source, fmt::format("llama3 rope scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
                              "original_max_position_embeddings > 0; got {}", scaling.dump()));
   }
+}
+
+// head_dim and num_key_value_heads as the family's transformers config resolves them (see Architecture).
+void read_head_sizes(const nlohmann::json& json, const std::filesystem::path& source, const Architecture& arch,
+                     ModelConfig& config) {
+  const auto heads = config.num_attention_heads;
+  // Null is num_attention_heads in all three config classes' __post_init__.
+  const auto kv = int_field(json, "num_key_value_heads", source, NullField::kIsMissing);
+  const bool kv_missing = !json.contains("num_key_value_heads");
+  config.num_key_value_heads =
+      kv.value_or(kv_missing && arch.missing_num_key_value_heads > 0 ? arch.missing_num_key_value_heads : heads);
+  if (kv_missing && heads > 0 && config.num_key_value_heads != heads && heads % config.num_key_value_heads != 0) {
+    fail(source,
+         fmt::format(
+             "num_key_value_heads is missing, and {} then takes {} (transformers' default), which does not divide "
+             "num_attention_heads = {}: set num_key_value_heads",
+             arch.name, config.num_key_value_heads, heads));
+  }
+  const auto computed = heads > 0 ? config.hidden_size / heads : 0;
+  const auto null_head_dim = arch.null_head_dim_is_computed ? NullField::kIsMissing : NullField::kIsError;
+  const auto head_dim = int_field(json, "head_dim", source, null_head_dim);
+  const bool head_dim_missing = !json.contains("head_dim");
+  config.head_dim = head_dim.value_or(head_dim_missing && arch.missing_head_dim > 0 ? arch.missing_head_dim : computed);
+}
+
+// config.json's model_type picks the model class in transformers (AutoModelForCausalLM), "architectures" picks it
+// here: when they disagree, the two would build different models from the same weights.
+void check_model_type(const nlohmann::json& json, const std::filesystem::path& source, const Architecture& arch) {
+  const auto model_type = string_field(json, "model_type", source, NullField::kIsMissing);
+  if (!model_type || *model_type == arch.model_type) return;
+  std::string meaning;
+  for (const auto& other : architectures()) {
+    if (other.model_type == *model_type) meaning = fmt::format(" (which is {})", other.name);
+  }
+  fail(source, fmt::format("model_type '{}'{} does not match architectures [\"{}\"] (model_type '{}'); transformers "
+                           "builds the model model_type names, so set the two to the same model",
+                           *model_type, meaning, arch.name, arch.model_type));
+}
+
+// num_attention_heads * x must fit the int64 shapes it becomes.
+bool product_fits(std::int64_t a, std::int64_t b) {
+  std::int64_t product = 0;
+  return !__builtin_mul_overflow(a, b, &product);
 }
 
 }  // namespace
@@ -109,6 +147,13 @@ void ModelConfig::validate() const {
   if (num_attention_heads % num_key_value_heads != 0) {
     throw std::invalid_argument(fmt::format("model config: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
                                             num_attention_heads, num_key_value_heads));
+  }
+  if (!product_fits(num_attention_heads, head_dim) || !product_fits(vocab_size, hidden_size) ||
+      !product_fits(intermediate_size, hidden_size)) {
+    throw std::invalid_argument(
+        fmt::format("model config: sizes too large (num_attention_heads {} × head_dim {}, vocab_size {} × "
+                    "hidden_size {}, intermediate_size {} overflow 64-bit shapes)",
+                    num_attention_heads, head_dim, vocab_size, hidden_size, intermediate_size));
   }
   if (head_dim % 2 != 0) throw std::invalid_argument(fmt::format("model config: head_dim ({}) must be even for rotary embeddings", head_dim));
   if (!(rms_norm_eps > 0)) throw std::invalid_argument(fmt::format("model config: rms_norm_eps must be positive, got {}", rms_norm_eps));
@@ -182,10 +227,11 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::filesy
   } catch (const std::invalid_argument& error) {
     fail(source, error.what());
   }
-  if (const auto act = json.value("hidden_act", std::string("silu")); act != "silu") {
+  check_model_type(json, source, *arch);
+  if (const auto act = string_field(json, "hidden_act", source, NullField::kIsError).value_or("silu"); act != "silu") {
     fail(source, fmt::format("hidden_act '{}' is not supported; supported: silu", act));
   }
-  if (const auto tp = optional_int(json, "pretraining_tp", 1, source); tp != 1) {
+  if (const auto tp = int_field(json, "pretraining_tp", source, NullField::kIsMissing).value_or(1); tp != 1) {
     fail(source, fmt::format("pretraining_tp {} is not supported; supported: 1", tp));
   }
   config.vocab_size = require_int(json, "vocab_size", source);
@@ -193,18 +239,16 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::filesy
   config.intermediate_size = require_int(json, "intermediate_size", source);
   config.num_hidden_layers = require_int(json, "num_hidden_layers", source);
   config.num_attention_heads = require_int(json, "num_attention_heads", source);
-  config.num_key_value_heads = optional_int(json, "num_key_value_heads", config.num_attention_heads, source);
-  config.head_dim = optional_int(json, "head_dim", config.num_attention_heads > 0 ? config.hidden_size / config.num_attention_heads : 0, source);
+  read_head_sizes(json, source, *arch, config);
   config.max_position_embeddings = require_int(json, "max_position_embeddings", source);
-  config.rms_norm_eps = optional_number(json, "rms_norm_eps", 1e-6, source);
+  config.rms_norm_eps = number_field(json, "rms_norm_eps", source, NullField::kIsError).value_or(1e-6);
   read_rope(json, source, config);
   // LlamaConfig, Qwen2Config and Qwen3Config all default to untied embeddings.
-  config.tie_word_embeddings = optional_bool(json, "tie_word_embeddings", false, source);
-  config.attention_bias = optional_bool(json, "attention_bias", false, source);
-  config.bos_token_id = optional_int(json, "bos_token_id", -1, source);
+  config.tie_word_embeddings = bool_field(json, "tie_word_embeddings", source, NullField::kIsError).value_or(false);
+  config.bos_token_id = int_field(json, "bos_token_id", source, NullField::kIsMissing).value_or(-1);
   config.eos_token_ids = read_token_ids(json, "eos_token_id", source);
   config.eos_token_id = config.eos_token_ids.empty() ? -1 : config.eos_token_ids.front();
-  config.pad_token_id = optional_int(json, "pad_token_id", -1, source);
+  config.pad_token_id = int_field(json, "pad_token_id", source, NullField::kIsMissing).value_or(-1);
   arch->read(json, source, config);
   try {
     config.validate();

@@ -31,13 +31,13 @@ struct ModelConfig {
   std::int64_t num_hidden_layers = 0;
   std::int64_t num_attention_heads = 0;
   std::int64_t num_key_value_heads = 0;
-  std::int64_t head_dim = 0;  // hidden_size / num_attention_heads unless config.json says otherwise
+  std::int64_t head_dim = 0;  // when config.json has none: the architecture's default (see Architecture)
   std::int64_t max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   bool tie_word_embeddings = true;
-  bool attention_bias = false;  // config.json's field (Llama, Qwen3: all four projections; Qwen2: unused)
+  bool attention_bias = false;  // config.json's field (Llama, Qwen3: all four projections; Qwen2: not read)
   bool qkv_bias = false;        // biases on q_proj, k_proj, v_proj (Qwen2 always; Llama/Qwen3 = attention_bias)
   bool o_bias = false;          // bias on o_proj (Llama/Qwen3 = attention_bias; Qwen2 never)
   bool qk_norm = false;         // per-head RMSNorm of queries and keys before RoPE (Qwen3)
@@ -50,7 +50,9 @@ struct ModelConfig {
   void validate() const;
   nlohmann::json to_json() const;
   // `source` names the file in error messages. Rejects architectures and settings this code does not implement
-  // (unknown rope_scaling types, activations other than SiLU, sliding windows, ...) rather than approximating them.
+  // (unknown rope_scaling types, activations other than SiLU, sliding windows, ...) rather than approximating them,
+  // a model_type that names another architecture than "architectures", and fields of the wrong type (naming the
+  // field). Missing and null fields mean what they mean in transformers 5 (see NullField in architecture.h).
   static ModelConfig from_json(const nlohmann::json& json, const std::filesystem::path& source);
 };
 

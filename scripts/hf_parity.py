@@ -3,7 +3,9 @@
 
   hf_parity.py make OUT       writes small random Llama, Qwen2 and Qwen3 checkpoints (Hugging Face layout, with a
                               byte-level BPE tokenizer) under OUT/<name>/, and OUT/<name>/reference.json: per-token
-                              float32 log-probs of a left-padded batch of prompts and 64 greedy tokens per prompt.
+                              float32 log-probs of a left-padded batch of prompts and 64 greedy tokens per prompt;
+                              and OUT/defaults.json: the head_dim and num_key_value_heads each config class resolves
+                              when config.json leaves them out or sets them null.
   hf_parity.py score IDS DIR...  loads each DIR with AutoModelForCausalLM (e.g. checkpoints grpo saved) and prints
                               {DIR: log-probs} of the prompts in the JSON file IDS: how we check that our saved
                               checkpoints load in transformers and give the same logits.
@@ -114,6 +116,29 @@ def make(out):
                      "greedy": [greedy(model, p) for p in PROMPTS]}
         with open(os.path.join(folder, "reference.json"), "w") as f:
             json.dump(reference, f)
+    with open(os.path.join(out, "defaults.json"), "w") as f:
+        json.dump(head_size_defaults(), f)
+
+
+def head_size_defaults():
+    """{name: {case: {"head_dim", "num_key_value_heads"} or None}}, read off the attention transformers builds from a
+    config.json without head_dim and num_key_value_heads ("missing"), or with one of them null; None where building
+    fails. Qwen2Config has no head_dim field: its attention decides, so the model is built, not just the config.
+    64 heads of hidden 128: the computed head_dim (2) and KV heads (64) differ from Qwen's defaults (128, 32)."""
+    base = dict(vocab_size=8, hidden_size=128, intermediate_size=8, num_hidden_layers=1, num_attention_heads=64,
+                max_position_embeddings=16)
+    out = {}
+    for name, config_class, _ in MODELS:
+        out[name] = {}
+        for case, fields in [("missing", {}), ("null_kv", {"num_key_value_heads": None}), ("null_head_dim", {"head_dim": None})]:
+            try:
+                config = config_class.from_dict(dict(base, **fields))  # what from_pretrained does with config.json
+                attention = transformers.AutoModelForCausalLM.from_config(config).model.layers[0].self_attn
+                out[name][case] = {"head_dim": attention.head_dim,
+                                   "num_key_value_heads": attention.k_proj.out_features // attention.head_dim}
+            except Exception:  # strict dataclass validation, or the model failing on a None head_dim
+                out[name][case] = None
+    return out
 
 
 def score(ids_file, folders):

@@ -10,7 +10,11 @@ namespace grpo::policy::architectures_detail {
 namespace {
 
 void read_llama(const nlohmann::json& json, const std::filesystem::path& source, ModelConfig& config) {
-  if (json.value("mlp_bias", false)) throw std::invalid_argument(fmt::format("{}: mlp_bias true is not supported", source.string()));
+  // LlamaConfig types both bool: null is an error there.
+  if (bool_field(json, "mlp_bias", source, NullField::kIsError).value_or(false)) {
+    throw std::invalid_argument(fmt::format("{}: mlp_bias true is not supported", source.string()));
+  }
+  config.attention_bias = bool_field(json, "attention_bias", source, NullField::kIsError).value_or(false);
   config.qkv_bias = config.attention_bias;
   config.o_bias = config.attention_bias;
   config.qk_norm = false;
@@ -23,6 +27,14 @@ void write_llama(const ModelConfig& config, nlohmann::json& json) {
 
 }  // namespace
 
-const Architecture kLlama{"LlamaForCausalLM", "llama", read_llama, write_llama};
+// LlamaConfig: head_dim and num_key_value_heads missing or null are hidden_size / num_attention_heads and
+// num_attention_heads (its __post_init__).
+const Architecture kLlama{.name = "LlamaForCausalLM",
+                          .model_type = "llama",
+                          .missing_head_dim = 0,
+                          .missing_num_key_value_heads = 0,
+                          .null_head_dim_is_computed = true,
+                          .read = read_llama,
+                          .write = write_llama};
 
 }  // namespace grpo::policy::architectures_detail

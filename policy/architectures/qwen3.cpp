@@ -7,6 +7,7 @@ namespace {
 
 void read_qwen3(const nlohmann::json& json, const std::filesystem::path& source, ModelConfig& config) {
   reject_sliding_window(json, source);
+  config.attention_bias = bool_field(json, "attention_bias", source, NullField::kIsError).value_or(false);
   config.qkv_bias = config.attention_bias;
   config.o_bias = config.attention_bias;
   config.qk_norm = true;
@@ -21,6 +22,14 @@ void write_qwen3(const ModelConfig& config, nlohmann::json& json) {
 
 }  // namespace
 
-const Architecture kQwen3{"Qwen3ForCausalLM", "qwen3", read_qwen3, write_qwen3};
+// Qwen3Config (transformers 5.23): head_dim defaults to 128 whatever hidden_size / num_attention_heads is, and
+// num_key_value_heads to 32 when missing (num_attention_heads when null).
+const Architecture kQwen3{.name = "Qwen3ForCausalLM",
+                          .model_type = "qwen3",
+                          .missing_head_dim = 128,
+                          .missing_num_key_value_heads = 32,
+                          .null_head_dim_is_computed = false,
+                          .read = read_qwen3,
+                          .write = write_qwen3};
 
 }  // namespace grpo::policy::architectures_detail

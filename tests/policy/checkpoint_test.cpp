@@ -2,9 +2,11 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 
 #include "policy/char_tokenizer.h"
 #include "policy/checkpoint.h"
+#include "policy/checkpoint_weights.h"
 #include "policy/safetensors.h"
 
 namespace grpo::policy {
@@ -138,9 +140,17 @@ TEST(Checkpoint, BadFoldersAreClearErrors) {
   EXPECT_NE(error_of(dir).find("model.norm.weight"), std::string::npos);
   EXPECT_NE(error_of(dir).find("shape"), std::string::npos);
   tensors.back().second = torch::ones({16});
-  tensors.emplace_back("model.layers.7.mlp.up_proj.weight", torch::ones({2}));
+  tensors.emplace_back("model.layers.0.mlp.up_proj.bias", torch::ones({2}));
   save_safetensors(dir / "model.safetensors", tensors);
-  EXPECT_NE(error_of(dir).find("unexpected tensor 'model.layers.7.mlp.up_proj.weight'"), std::string::npos) << error_of(dir);
+  EXPECT_NE(error_of(dir).find("model.safetensors: unexpected tensor 'model.layers.0.mlp.up_proj.bias'"),
+            std::string::npos)
+      << error_of(dir);
+  // A layer past config.json's num_hidden_layers.
+  tensors.back() = {"model.layers.7.mlp.up_proj.weight", torch::ones({2})};
+  save_safetensors(dir / "model.safetensors", tensors);
+  EXPECT_NE(error_of(dir).find("config.json says num_hidden_layers = 1 but model.safetensors has layers 0, 7"),
+            std::string::npos)
+      << error_of(dir);
 
   // A truncated file.
   tensors.pop_back();
@@ -155,6 +165,143 @@ TEST(Checkpoint, BadFoldersAreClearErrors) {
   std::ofstream(dir / "config.json") << "{ not json";
   save_safetensors(dir / "model.safetensors", tensors);
   EXPECT_NE(error_of(dir).find("config.json"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+void edit_config(const fs::path& dir, const std::function<void(nlohmann::json&)>& edit) {
+  nlohmann::json json;
+  {
+    std::ifstream in(dir / "config.json");
+    json = nlohmann::json::parse(in);
+  }
+  edit(json);
+  std::ofstream(dir / "config.json") << json.dump(2);
+}
+
+// Rewrites one safetensors file of a checkpoint with `edit` applied to its (cloned) tensors.
+void edit_weights(const fs::path& file, const std::function<void(std::map<std::string, torch::Tensor>&)>& edit) {
+  std::map<std::string, torch::Tensor> tensors;
+  {
+    const auto loaded = load_safetensors(file);
+    for (const auto& [name, tensor] : loaded.tensors) tensors[name] = tensor.clone();
+  }
+  edit(tensors);
+  save_safetensors(file, {tensors.begin(), tensors.end()});
+}
+
+// A config.json that claims more than the tensors hold fails on the safetensors headers, before the model is
+// allocated: 1e10 embedding rows or a 2^40-wide MLP would otherwise be an out-of-memory (a c10::Error, not a
+// CheckpointError), 100000 layers a long allocation and then a missing tensor.
+TEST(Checkpoint, ConfigClaimingMoreThanTheTensorsFailsBeforeAllocating) {
+  const auto dir = temp_dir("claims");
+  save_policy(dir, tiny_policy());
+  const auto saved = [&] { save_policy(dir, tiny_policy()); };
+  edit_config(dir, [](auto& json) { json["num_hidden_layers"] = 100000; });
+  EXPECT_EQ(error_of(dir),
+            dir.string() + ": config.json says num_hidden_layers = 100000 but model.safetensors has layers 0");
+  saved();
+  edit_config(dir, [](auto& json) { json["vocab_size"] = 10000000000LL; });
+  EXPECT_NE(
+      error_of(dir).find((dir / "model.safetensors").string() + ": tensor 'model.embed_tokens.weight' has shape ["),
+      std::string::npos)
+      << error_of(dir);
+  EXPECT_NE(error_of(dir).find("config.json implies [10000000000, 16] (vocab_size 10000000000, hidden_size 16)"),
+            std::string::npos)
+      << error_of(dir);
+  saved();
+  edit_config(dir, [](auto& json) { json["intermediate_size"] = 1LL << 40; });
+  EXPECT_NE(error_of(dir).find("tensor 'model.layers.0.mlp.gate_proj.weight' has shape [24, 16], config.json implies "
+                               "[1099511627776, 16] (intermediate_size 1099511627776, hidden_size 16)"),
+            std::string::npos)
+      << error_of(dir);
+  saved();
+  edit_config(dir, [](auto& json) { json["num_key_value_heads"] = 2; });
+  EXPECT_NE(error_of(dir).find(
+                "tensor 'model.layers.0.self_attn.k_proj.weight' has shape [8, 16], config.json implies [16, 16] "
+                "(num_key_value_heads 2 × head_dim 8, hidden_size 16)"),
+            std::string::npos)
+      << error_of(dir);
+  saved();
+  edit_config(dir, [](auto& json) { json["tie_word_embeddings"] = false; });
+  EXPECT_NE(error_of(dir).find(
+                "model.safetensors: tensor 'lm_head.weight' is missing; LlamaForCausalLM with this config.json has it "
+                "(config.json's tie_word_embeddings is false)"),
+            std::string::npos)
+      << error_of(dir);
+  fs::remove_all(dir);
+}
+
+// transformers loads a stored lm_head.weight even with tie_word_embeddings, so one that differs from the embedding
+// cannot be dropped silently; an exact copy (what tied saves may carry) is fine.
+TEST(Checkpoint, TiedConfigRejectsALmHeadThatDiffersFromTheEmbedding) {
+  const auto dir = temp_dir("tied_head");
+  save_policy(dir, tiny_policy());
+  edit_weights(dir / "model.safetensors",
+               [](auto& tensors) { tensors["lm_head.weight"] = tensors.at("model.embed_tokens.weight") + 1; });
+  EXPECT_EQ(error_of(dir),
+            (dir / "model.safetensors").string() +
+                ": config.json sets tie_word_embeddings but the checkpoint's lm_head.weight differs from "
+                "model.embed_tokens.weight; set tie_word_embeddings to false");
+  // Untied, the same checkpoint loads with its own head.
+  edit_config(dir, [](auto& json) { json["tie_word_embeddings"] = false; });
+  auto untied = load_policy(dir, torch::kCPU);
+  auto params = untied.model->named_parameters();
+  EXPECT_TRUE(torch::equal(params["lm_head.weight"], params["model.embed_tokens.weight"] + 1));
+  edit_config(dir, [](auto& json) { json["tie_word_embeddings"] = true; });
+  edit_weights(dir / "model.safetensors",
+               [](auto& tensors) { tensors["lm_head.weight"] = tensors.at("model.embed_tokens.weight").clone(); });
+  EXPECT_NO_THROW(load_policy(dir, torch::kCPU));
+  edit_weights(dir / "model.safetensors", [](auto& tensors) {
+    tensors["lm_head.weight"] = tensors.at("model.embed_tokens.weight").narrow(0, 0, 3);
+  });
+  EXPECT_NE(error_of(dir).find("lm_head.weight differs from model.embed_tokens.weight"), std::string::npos)
+      << error_of(dir);
+  fs::remove_all(dir);
+}
+
+// A config.json field of the wrong type is a CheckpointError naming the file and the field, not nlohmann's
+// "[json.exception.type_error.302] type must be string, but is null".
+TEST(Checkpoint, ConfigTypeErrorsNameTheFileAndField) {
+  const auto dir = temp_dir("config_types");
+  save_policy(dir, tiny_policy());
+  edit_config(dir, [](auto& json) { json["hidden_act"] = nullptr; });
+  EXPECT_EQ(error_of(dir), (dir / "config.json").string() + ": field 'hidden_act' must be a string, got null");
+  edit_config(dir, [](auto& json) {
+    json["hidden_act"] = "silu";
+    json["mlp_bias"] = nullptr;
+  });
+  EXPECT_EQ(error_of(dir), (dir / "config.json").string() + ": field 'mlp_bias' must be true or false, got null");
+  edit_config(dir, [](auto& json) {
+    json.erase("mlp_bias");
+    json["rope_scaling"] = nullptr;  // transformers: no scaling
+  });
+  EXPECT_NO_THROW(load_policy(dir, torch::kCPU));
+  edit_config(dir, [](auto& json) {
+    json["architectures"] = {"Qwen3ForCausalLM"};
+    json["model_type"] = "llama";
+  });
+  EXPECT_NE(error_of(dir).find(
+                "model_type 'llama' (which is LlamaForCausalLM) does not match architectures [\"Qwen3ForCausalLM\"]"),
+            std::string::npos)
+      << error_of(dir);
+  fs::remove_all(dir);
+}
+
+// Errors found after the headers are parsed name the shard that holds the tensor, not only the folder.
+TEST(Checkpoint, TensorErrorsNameTheShardFile) {
+  const auto dir = temp_dir("shard_errors");
+  save_policy(dir, tiny_policy(), {.max_shard_bytes = 4096});
+  const auto norm_shard = checkpoint_file_of(dir, "model.norm.weight");
+  ASSERT_TRUE(norm_shard.filename().string().starts_with("model-0000")) << norm_shard;
+  ASSERT_NE(norm_shard, checkpoint_file_of(dir, "model.embed_tokens.weight"));
+  edit_weights(norm_shard, [](auto& tensors) { tensors["model.norm.weight"] = torch::ones({3}); });
+  EXPECT_EQ(error_of(dir), norm_shard.string() +
+                               ": tensor 'model.norm.weight' has shape [3], config.json implies [16] (hidden_size 16)");
+  edit_weights(norm_shard, [](auto& tensors) { tensors["model.norm.weight"] = torch::ones({16}, torch::kInt32); });
+  EXPECT_EQ(error_of(dir),
+            norm_shard.string() + ": tensor 'model.norm.weight' has dtype Int; weights must be F32, BF16 or F16");
+  edit_weights(norm_shard, [](auto& tensors) { tensors["model.norm.weight"] = torch::ones({16}); });
+  EXPECT_NO_THROW(load_policy(dir, torch::kCPU));
   fs::remove_all(dir);
 }
 

@@ -2,7 +2,8 @@
 // biases, tied embeddings) and Qwen3 (q/k norms, explicit head_dim) checkpoints written by transformers
 // (scripts/hf_parity.py), our per-token log-probs on a left-padded batch agree within 1e-4 in float32, our KV-cache
 // greedy decoding gives the same 64 tokens, and the checkpoint we save (sharded) loads in transformers with the same
-// log-probs. One test visits every registered architecture.
+// log-probs. One test visits every registered architecture; another checks that a config.json without head_dim or
+// num_key_value_heads (or with them null) resolves to the sizes transformers' config class gives.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -137,6 +138,43 @@ TEST_F(HfParity, EveryArchitectureMatchesTransformers) {
   const auto theirs = nlohmann::json::parse(run.output);
   for (const auto& folder : saved_folders) {
     EXPECT_LT(max_difference(ours_by_folder[folder], theirs[folder]), kLogprobTolerance) << folder;
+  }
+}
+
+// scripts/hf_parity.py's defaults.json: what transformers builds from a config.json of 64 heads, hidden 128, with
+// head_dim and num_key_value_heads missing or null (null where it fails to build).
+TEST_F(HfParity, MissingAndNullHeadSizesResolveAsInTransformers) {
+  const auto reference = read_json(root_ / "defaults.json");
+  for (const auto& arch : architectures()) {
+    SCOPED_TRACE(std::string(arch.name));
+    const auto& folder = folder_of_architecture().at(std::string(arch.name));
+    ModelConfig tiny;
+    tiny.architecture = std::string(arch.name);
+    tiny.vocab_size = 8;
+    tiny.hidden_size = 128;
+    tiny.intermediate_size = 8;
+    tiny.num_hidden_layers = 1;
+    tiny.num_attention_heads = 64;
+    tiny.num_key_value_heads = 64;
+    tiny.head_dim = 2;
+    tiny.max_position_embeddings = 16;
+    auto base = tiny.to_json();
+    base.erase("head_dim");
+    base.erase("num_key_value_heads");
+    for (const std::string name : {"missing", "null_kv", "null_head_dim"}) {
+      SCOPED_TRACE(name);
+      auto json = base;
+      if (name == "null_kv") json["num_key_value_heads"] = nullptr;
+      if (name == "null_head_dim") json["head_dim"] = nullptr;
+      const auto& theirs = reference.at(folder).at(name);
+      if (theirs.is_null()) {
+        EXPECT_THROW(ModelConfig::from_json(json, "config.json"), std::invalid_argument);
+        continue;
+      }
+      const auto ours = ModelConfig::from_json(json, "config.json");
+      EXPECT_EQ(ours.head_dim, theirs.at("head_dim").get<std::int64_t>());
+      EXPECT_EQ(ours.num_key_value_heads, theirs.at("num_key_value_heads").get<std::int64_t>());
+    }
   }
 }
 

@@ -2,8 +2,14 @@
 // softmax, rotary embedding by pair rotation), plus KV-cache and left-padding consistency.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
+#include <string_view>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "policy/architecture.h"
 #include "policy/llama_model.h"
@@ -202,6 +208,7 @@ TEST(Architectures, EveryEntryRoundTripsAndHasItsParameters) {
     SCOPED_TRACE(std::string(arch.name));
     auto json = tiny_config().to_json();
     json["architectures"] = {arch.name};
+    json["model_type"] = arch.model_type;
     const auto config = ModelConfig::from_json(json, "config.json");
     EXPECT_EQ(config.to_json()["model_type"], arch.model_type);
     EXPECT_EQ(ModelConfig::from_json(config.to_json(), "config.json").to_json(), config.to_json());
@@ -242,6 +249,7 @@ TEST(ModelConfig, ReadsBothRopeSpellingsAndRejectsSlidingWindows) {
   }
   json["rope_scaling"] = nullptr;
   json["architectures"] = {"Qwen2ForCausalLM"};
+  json["model_type"] = "qwen2";
   json["use_sliding_window"] = true;
   EXPECT_THROW(ModelConfig::from_json(json, "config.json"), std::invalid_argument);
   json["use_sliding_window"] = false;
@@ -254,6 +262,179 @@ TEST(ModelConfig, ReadsBothRopeSpellingsAndRejectsSlidingWindows) {
   EXPECT_EQ(config.eos_token_ids, (std::vector<std::int64_t>{151645, 151643}));
   json["hidden_size"] = "16";
   EXPECT_THROW(ModelConfig::from_json(json, "config.json"), std::invalid_argument);
+}
+
+// tiny_config()'s config.json as `arch_name` (architectures and model_type both set).
+nlohmann::json config_json_as(std::string_view arch_name) {
+  auto json = tiny_config().to_json();
+  const auto& arch = find_architecture(arch_name);
+  json["architectures"] = {arch.name};
+  json["model_type"] = arch.model_type;
+  return json;
+}
+
+// The message of from_json's error, or "no error".
+std::string config_error(const nlohmann::json& json) {
+  try {
+    ModelConfig::from_json(json, "m/config.json");
+  } catch (const std::invalid_argument& error) {
+    return error.what();
+  }
+  return "no error";
+}
+
+// What a JSON null means per field follows transformers 5.23's config classes (checked by hand with
+// Config.from_dict): null is unset for its Optional fields, an error for its strictly typed ones. Every type error
+// names the file and the field.
+TEST(ModelConfig, NullAndWronglyTypedFieldsFollowTransformers) {
+  for (const auto& arch : architectures()) {
+    SCOPED_TRACE(std::string(arch.name));
+    const auto base = config_json_as(arch.name);
+    // Null = unset.
+    for (const char* field :
+         {"rope_scaling", "rope_parameters", "num_key_value_heads", "pretraining_tp", "bos_token_id", "eos_token_id",
+          "pad_token_id", "model_type", "sliding_window", "layer_types"}) {
+      auto json = base;
+      json[field] = nullptr;
+      EXPECT_EQ(config_error(json), "no error") << field;
+    }
+    auto null_kv = base;
+    null_kv["num_key_value_heads"] = nullptr;
+    EXPECT_EQ(ModelConfig::from_json(null_kv, "config.json").num_key_value_heads,
+              base["num_attention_heads"].get<std::int64_t>());
+    // Null = an error naming the field.
+    std::vector<std::string> strict = {"hidden_act", "rms_norm_eps", "tie_word_embeddings", "vocab_size", "rope_theta"};
+    if (arch.name != "Qwen2ForCausalLM") strict.push_back("attention_bias");
+    if (arch.name == "LlamaForCausalLM") strict.push_back("mlp_bias");
+    if (arch.name != "LlamaForCausalLM") strict.push_back("use_sliding_window");
+    if (!arch.null_head_dim_is_computed) strict.push_back("head_dim");
+    for (const auto& field : strict) {
+      auto json = base;
+      json.erase("rope_parameters");  // rope_parameters.rope_theta would stand in for a null rope_theta
+      json[field] = nullptr;
+      const auto error = config_error(json);
+      EXPECT_NE(error.find("m/config.json: field '" + field + "' must be"), std::string::npos) << error;
+      EXPECT_NE(error.find("got null"), std::string::npos) << error;
+    }
+  }
+  auto json = config_json_as("LlamaForCausalLM");
+  json["hidden_act"] = nullptr;
+  EXPECT_EQ(config_error(json), "m/config.json: field 'hidden_act' must be a string, got null");
+  json = config_json_as("LlamaForCausalLM");
+  json["head_dim"] = nullptr;  // LlamaConfig computes it
+  EXPECT_EQ(ModelConfig::from_json(json, "config.json").head_dim, 4);
+  json["use_sliding_window"] = nullptr;  // not a LlamaConfig field
+  EXPECT_EQ(config_error(json), "no error");
+  json["mlp_bias"] = "false";
+  EXPECT_EQ(config_error(json), "m/config.json: field 'mlp_bias' must be true or false, got \"false\"");
+  json = config_json_as("Qwen2ForCausalLM");
+  json["use_sliding_window"] = 0;
+  EXPECT_EQ(config_error(json), "m/config.json: field 'use_sliding_window' must be true or false, got 0");
+  json = config_json_as("Qwen2ForCausalLM");
+  json["layer_types"] = "full_attention";
+  EXPECT_NE(config_error(json).find("field 'layer_types' must be a list of strings"), std::string::npos)
+      << config_error(json);
+  json = config_json_as("Qwen3ForCausalLM");
+  json.erase("rope_parameters");
+  json["rope_scaling"] = {{"rope_type", 3}};
+  EXPECT_EQ(config_error(json), "m/config.json: field 'rope_scaling.rope_type' must be a string, got 3");
+  json["rope_scaling"] = {{"rope_type", nullptr}, {"type", "default"}};  // transformers: KeyError None
+  EXPECT_EQ(config_error(json), "m/config.json: field 'rope_scaling.rope_type' must be a string, got null");
+  json["rope_scaling"] = {{"type", "default"}};
+  EXPECT_EQ(config_error(json), "no error");
+  json["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", nullptr}};
+  EXPECT_EQ(config_error(json), "m/config.json: field 'rope_parameters.rope_theta' must be a number, got null");
+  json["rope_theta"] = nullptr;
+  json["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 5.0}};  // what transformers uses then
+  EXPECT_EQ(ModelConfig::from_json(json, "config.json").rope_theta, 5.0);
+  json["model_type"] = 3;
+  EXPECT_EQ(config_error(json), "m/config.json: field 'model_type' must be a string, got 3");
+  json = config_json_as("LlamaForCausalLM");
+  json["vocab_size"] = 18446744073709551615ULL;  // an unsigned JSON integer past INT64_MAX
+  EXPECT_NE(config_error(json).find("field 'vocab_size' must be an integer"), std::string::npos) << config_error(json);
+}
+
+// transformers builds the model that model_type names; "architectures" picks ours. A mismatch would make the two
+// different models from one checkpoint.
+TEST(ModelConfig, ModelTypeMustMatchArchitectures) {
+  auto json = config_json_as("Qwen3ForCausalLM");
+  json["model_type"] = "llama";
+  const auto error = config_error(json);
+  EXPECT_NE(error.find("m/config.json: model_type 'llama' (which is LlamaForCausalLM) does not match architectures "
+                       "[\"Qwen3ForCausalLM\"]"),
+            std::string::npos)
+      << error;
+  json["model_type"] = "mistral";
+  EXPECT_NE(config_error(json).find("model_type 'mistral' does not match"), std::string::npos) << config_error(json);
+  json.erase("model_type");
+  EXPECT_EQ(config_error(json), "no error");
+  for (const auto& arch : architectures()) {
+    for (const auto& other : architectures()) {
+      json = config_json_as(arch.name);
+      json["model_type"] = other.model_type;
+      EXPECT_EQ(config_error(json) == "no error", arch.name == other.name) << arch.name << " / " << other.model_type;
+    }
+  }
+}
+
+// head_dim and num_key_value_heads left out take each family's transformers 5.23 default (tests/policy/
+// hf_parity_test.cpp checks the same against transformers itself): LlamaConfig hidden/heads and heads; Qwen2
+// hidden/heads and 32; Qwen3Config 128 and 32.
+TEST(ModelConfig, MissingHeadSizesTakeTheArchitecturesDefaults) {
+  const std::map<std::string_view, std::pair<std::int64_t, std::int64_t>> expected = {
+      {"LlamaForCausalLM", {2, 32}}, {"Qwen2ForCausalLM", {2, 32}}, {"Qwen3ForCausalLM", {128, 32}}};
+  for (const auto& arch : architectures()) {
+    SCOPED_TRACE(std::string(arch.name));
+    auto json = config_json_as(arch.name);
+    json["hidden_size"] = 64;
+    json["num_attention_heads"] = 32;
+    json.erase("head_dim");
+    json.erase("num_key_value_heads");
+    const auto config = ModelConfig::from_json(json, "config.json");
+    ASSERT_TRUE(expected.contains(arch.name));
+    EXPECT_EQ(config.head_dim, expected.at(arch.name).first);
+    EXPECT_EQ(config.num_key_value_heads, expected.at(arch.name).second);
+    // 4 heads: the Qwen default of 32 KV heads cannot be right, and the error says why.
+    json["num_attention_heads"] = 4;
+    const auto error = config_error(json);
+    if (arch.missing_num_key_value_heads > 0) {
+      EXPECT_NE(error.find("num_key_value_heads is missing, and " + std::string(arch.name) + " then takes 32"),
+                std::string::npos)
+          << error;
+    } else {
+      EXPECT_EQ(error, "no error");
+    }
+  }
+}
+
+// parameter_specs describes exactly what the model allocates, for every architecture and flag combination.
+TEST(Architectures, ParameterSpecsAreTheModelsParameters) {
+  for (const auto& arch : architectures()) {
+    for (const bool tied : {true, false}) {
+      for (const bool bias : {true, false}) {
+        SCOPED_TRACE(fmt::format("{} tied={} attention_bias={}", arch.name, tied, bias));
+        auto json = config_json_as(arch.name);
+        json["tie_word_embeddings"] = tied;
+        json["attention_bias"] = bias;
+        const auto config = ModelConfig::from_json(json, "config.json");
+        LlamaForCausalLM model(config);
+        const auto params = model->named_parameters();
+        const auto specs = parameter_specs(config);
+        ASSERT_EQ(specs.size(), params.size());
+        for (std::size_t i = 0; i < specs.size(); ++i) {
+          EXPECT_EQ(specs[i].name, params[i].key());
+          EXPECT_EQ(c10::IntArrayRef(specs[i].shape), params[i].value().sizes()) << specs[i].name;
+          EXPECT_EQ(specs[i].dimensions.size(), specs[i].shape.size()) << specs[i].name;
+        }
+      }
+    }
+  }
+  auto config = ModelConfig::from_json(config_json_as("Qwen3ForCausalLM"), "config.json");
+  const auto specs = parameter_specs(config);
+  const auto k_proj = std::find_if(specs.begin(), specs.end(),
+                                   [](const auto& s) { return s.name == "model.layers.0.self_attn.k_proj.weight"; });
+  ASSERT_NE(k_proj, specs.end());
+  EXPECT_EQ(k_proj->dimensions, (std::vector<std::string>{"num_key_value_heads 2 × head_dim 4", "hidden_size 16"}));
 }
 
 // llama3 RoPE scaling against the formula of Meta's reference code, evaluated here in double precision for
