@@ -24,6 +24,10 @@
 #include "rl/runtime.h"
 #include "rl/trainer.h"
 #include "rollout/generator.h"
+#include "rollout/remote/worker_server.h"
+#include "rollout/wire/frame.h"
+#include "rl/bench/rollout_bench.h"
+#include "rl/rollout_setup.h"
 
 namespace grpo::rl {
 namespace {
@@ -263,6 +267,83 @@ int grader_server(const cli::ParsedArgs& args) {
   }
 }
 
+int rollout_worker(const cli::ParsedArgs& args) {
+  rollout::RolloutWorkerOptions options;
+  try {
+    const auto [host, port] = wire::parse_endpoint(args.get_or_default("listen"));
+    options.host = host;
+    options.port = port;
+  } catch (const std::invalid_argument& error) {
+    // Port 0 (any free port, printed at start) is allowed here, unlike in an address to connect to.
+    const std::string listen = args.get_or_default("listen");
+    if (!listen.ends_with(":0") || listen.size() < 3) throw cli::UsageError(fmt::format("--listen: {}", error.what()));
+    options.host = listen.substr(0, listen.size() - 2);
+    if (options.host.size() >= 2 && options.host.front() == '[') options.host = options.host.substr(1, options.host.size() - 2);
+    options.port = 0;
+  }
+  try {
+    options.token = read_token_file(args.get_or_default("token-file"));
+  } catch (const std::runtime_error& error) {
+    throw cli::UsageError(fmt::format("--token-file: {}", error.what()));
+  }
+  const long long threads = args.get_int("threads");
+  if (threads < 0 || threads > 4096) throw cli::UsageError(fmt::format("--threads must be in [0, 4096], got {}", threads));
+  configure_threads(static_cast<int>(threads));
+  const auto device = resolve_device(args.get_or_default("device"));
+  const auto dtype = parse_dtype(args.get_or_default("dtype"));
+  if (!dtype) throw cli::UsageError(fmt::format("--dtype: unknown dtype '{}'; valid: float32, bfloat16, float16", args.get_or_default("dtype")));
+  policy::Policy policy;
+  try {
+    policy = policy::load_policy(args.get_or_default("model"), device, *dtype);
+  } catch (const policy::CheckpointError& error) {
+    throw cli::UsageError(fmt::format("--model: {}", error.what()));
+  }
+  policy.model->eval();
+  return rollout::run_rollout_worker(options, std::move(policy));
+}
+
+#ifdef GRPO_SOURCE_DIR
+constexpr const char* kHfGenerateScript = GRPO_SOURCE_DIR "/bench/hf_generate.py";
+#else
+constexpr const char* kHfGenerateScript = "bench/hf_generate.py";
+#endif
+
+int bench(const cli::ParsedArgs& args) {
+  const std::string which = *args.get("benchmark");
+  auto positive = [&](std::string_view name) {
+    const long long value = args.get_int(name);
+    if (value < 1 || value > 1000000) throw cli::UsageError(fmt::format("--{} must be in [1, 1000000], got {}", name, value));
+    return static_cast<int>(value);
+  };
+  if (which == "rollout") {
+    RolloutBenchOptions options;
+    options.model = args.get_or_default("model");
+    options.batch = positive("batch");
+    options.new_tokens = positive("new-tokens");
+    options.prompt_tokens = positive("prompt-tokens");
+    options.repeats = positive("repeats");
+    options.threads = static_cast<int>(args.get_int("threads"));
+    options.dtype = args.get_or_default("dtype");
+    options.device = args.get_or_default("device");
+    options.python = args.get_or_default("python");
+    options.hf_script = args.get_or_default("hf-script");
+    if (options.python == "none") options.python.clear();
+    return run_rollout_bench(options);
+  }
+  if (which == "failover") {
+    FailoverBenchOptions options;
+    options.model = args.get_or_default("model");
+    options.grpo_binary = std::filesystem::read_symlink("/proc/self/exe");
+    options.workers = positive("workers");
+    options.prompts = positive("prompts");
+    options.group_size = positive("group-size");
+    options.new_tokens = positive("new-tokens");
+    options.repeats = positive("repeats");
+    return run_failover_bench(options);
+  }
+  throw cli::UsageError(fmt::format("unknown benchmark '{}'; valid: rollout, failover", which));
+}
+
 std::vector<Command> make_commands() {
   const auto& defaults = config::RunConfig::default_instance();
   std::vector<Command> table;
@@ -359,6 +440,44 @@ std::vector<Command> make_commands() {
                      {"device", "NAME", "auto, cpu or cuda", "auto", false, false}},
                     {"score --model ~/models/Qwen2.5-0.5B --input sequences.jsonl"}},
                    score});
+  table.push_back({{"rollout-worker", "serve rollouts of a policy to trainers over TCP",
+                    "Serves the rollout protocol (rollout/remote/rollout_service.proto in grpo frames): trainers that present the "
+                    "token of --token-file push weights by version and send prompts; the G samples of each prompt are streamed back "
+                    "as soon as they are done, with their sampling log-probs. A trainer names workers in rollout.workers (with "
+                    "rollout.worker_token_file), or starts its own with rollout.local_workers. Prints \"rollout worker listening on "
+                    "HOST:PORT\" once it accepts connections; runs until SIGINT or SIGTERM.",
+                    {},
+                    {{"listen", "HOST:PORT", "address to listen on (port 0: any free port)", "127.0.0.1:7000", false, false},
+                     {"token-file", "FILE", "file holding the shared secret (its first line)", "", false, true},
+                     {"model", "DIR", "the checkpoint the trainer starts from (Hugging Face layout)", "", false, true},
+                     {"dtype", "NAME", "weights and compute dtype: float32, bfloat16 or float16", "float32", false, false},
+                     {"device", "NAME", "auto, cpu or cuda", "auto", false, false},
+                     {"threads", "N", "intra-op threads (0: every core)", "0", false, false}},
+                    {"rollout-worker --model examples/base_policy --token-file ~/.grpo-token --listen 0.0.0.0:7000"}},
+                   rollout_worker});
+  table.push_back({{"bench", "benchmarks that print our figures beside a peer's, as one JSON line",
+                    "rollout: our rollout engine and transformers' generate (run with --python, from PyPI) on the same weights, prompts, "
+                    "batch and number of new tokens (EOS ignored), side by side; prints ours_tokens_per_s, hf_tokens_per_s, their ratio "
+                    "(medians of --repeats), and the FLOP/s we reach as a fraction of the peak of one large matmul measured in the same "
+                    "run. failover: --workers local rollout workers generate a batch, then the same batch while one is killed halfway; "
+                    "prints the added latency and whether the batch came back complete.",
+                    {{"benchmark", "rollout or failover", true}},
+                    {{"model", "DIR", "checkpoint folder (Hugging Face layout)", "examples/base_policy", false, false},
+                     {"batch", "N", "rollout: sequences generated at once", "64", false, false},
+                     {"new-tokens", "N", "tokens generated per sequence", "256", false, false},
+                     {"prompt-tokens", "N", "rollout: prompt length (random ids)", "32", false, false},
+                     {"repeats", "N", "timed runs per side (the median is reported)", "3", false, false},
+                     {"threads", "N", "rollout: intra-op threads for both sides (0: every core)", "0", false, false},
+                     {"dtype", "NAME", "rollout: float32, bfloat16 or float16", "float32", false, false},
+                     {"device", "NAME", "rollout: auto, cpu or cuda", "auto", false, false},
+                     {"python", "PATH", "rollout: interpreter with transformers for the peer run, or none", ".venv/bin/python", false, false},
+                     {"hf-script", "PATH", "rollout: the peer script", kHfGenerateScript, false, false},
+                     {"workers", "N", "failover: local rollout workers", "3", false, false},
+                     {"prompts", "N", "failover: prompts per batch", "24", false, false},
+                     {"group-size", "N", "failover: samples per prompt", "8", false, false}},
+                    {"bench rollout --model examples/base_policy --batch 64 --new-tokens 256",
+                     "bench failover --model examples/base_policy --new-tokens 128"}},
+                   bench});
   return table;
 }
 

@@ -13,6 +13,7 @@
 #include "reward/grader_registry.h"
 #include "reward/plugin_grader.h"
 #include "reward/remote/remote_grader.h"
+#include "rollout/wire/frame.h"
 
 namespace grpo {
 namespace {
@@ -33,25 +34,16 @@ std::unique_ptr<reward::Grader> make_code_grader(const config::CodeGraderConfig&
 }
 
 std::unique_ptr<reward::Grader> make_remote_grader(const config::RemoteGraderConfig& remote) {
-  const std::string& address = remote.address();
-  const auto colon = address.rfind(':');
-  const std::string port_text = colon == std::string::npos ? "" : address.substr(colon + 1);
-  int port = 0;
+  std::pair<std::string, std::uint16_t> endpoint;
   try {
-    std::size_t used = 0;
-    port = std::stoi(port_text, &used);
-    if (used != port_text.size()) port = 0;
-  } catch (const std::exception&) {
-    port = 0;
+    endpoint = wire::parse_endpoint(remote.address());
+  } catch (const std::invalid_argument& error) {
+    throw std::invalid_argument(fmt::format("remote grader {}", error.what()));
   }
-  if (port < 1 || port > 65535) {
-    throw std::invalid_argument(fmt::format("remote grader address '{}' needs a port in [1, 65535]", address));
-  }
-  std::string host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);  // [::1]
+  const auto& [host, port] = endpoint;
   reward::RemoteGraderOptions options;
   options.host = host;
-  options.port = static_cast<std::uint16_t>(port);
+  options.port = port;
   options.grader = remote.grader();
   options.request_timeout = std::chrono::milliseconds(remote.timeout_ms());
   options.retries = remote.retries();

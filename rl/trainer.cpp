@@ -6,6 +6,7 @@
 #include <iostream>
 #include <memory>
 #include <numbers>
+#include <optional>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -22,7 +23,9 @@
 #include "rl/run_folder.h"
 #include "rl/runtime.h"
 #include "rl/tasks/arithmetic_task.h"
+#include "rl/rollout_setup.h"
 #include "rollout/generator.h"
+#include "rollout/rollout_backend.h"
 
 namespace grpo::rl {
 namespace {
@@ -62,13 +65,20 @@ struct StepData {
   std::map<std::string, double> component_means;     // grader name → mean score over scorable samples
 };
 
+// A step's rollout on its way: the prompts drawn for it and the backend's future batch.
+struct PendingRollout {
+  StepData data;
+  std::future<rollout::GenerationResult> generation;
+};
+
 class GrpoTrainer {
  public:
   explicit GrpoTrainer(const config::LoadedConfig& loaded);
   int run();
 
  private:
-  StepData rollout_phase(int step);
+  // Draws the step's prompts and asks the backend for their samples under the weights of `policy_version`.
+  PendingRollout start_rollout(int step, std::int64_t policy_version);
   void score_phase(StepData& data);
   nlohmann::ordered_json update_phase(const StepData& data, const SequenceBatch& batch, const torch::Tensor& ref_logprobs,
                                       const torch::Tensor& advantages, int step);
@@ -86,6 +96,7 @@ class GrpoTrainer {
   ArithmeticTask task_;
   RunFolder folder_;
   MetricsWriter metrics_;
+  std::unique_ptr<rollout::RolloutBackend> rollout_;
   double elapsed_at_start_ = 0.0;
   Clock::time_point start_ = Clock::now();
 };
@@ -124,7 +135,8 @@ GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded)
       template_(template_or_explain(loaded, policy_)),
       task_(arithmetic_settings(cfg_.task().arithmetic()), cfg_.seed(), cfg_.eval().seed(), cfg_.eval().num_problems()),
       folder_(make_folder(loaded)),
-      metrics_(folder_.metrics_file()) {
+      metrics_(folder_.metrics_file()),
+      rollout_(make_rollout_backend(loaded, policy_, folder_.root())) {
   for (const auto& entry : cfg_.reward().graders()) {
     try {
       graders_.push_back({make_configured_grader(entry), entry.weight()});
@@ -145,8 +157,9 @@ GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded)
   torch::manual_seed(cfg_.seed());
 }
 
-StepData GrpoTrainer::rollout_phase(int step) {
-  StepData data;
+PendingRollout GrpoTrainer::start_rollout(int step, std::int64_t policy_version) {
+  PendingRollout pending;
+  auto& data = pending.data;
   const auto& r = cfg_.rollout();
   rollout::GenerationRequest request;
   for (int p = 0; p < r.prompts_per_step(); ++p) {
@@ -157,11 +170,13 @@ StepData GrpoTrainer::rollout_phase(int step) {
   }
   request.samples_per_prompt = r.group_size();
   request.max_new_tokens = r.max_new_tokens();
-  request.sampling = {r.temperature(), r.top_p(), r.top_k()};
+  request.sampling = {r.temperature(), r.top_p(), r.top_k(), r.min_p()};
   request.stop_token_ids = policy_.stop_token_ids;
-  request.seed = cfg_.seed() * 1000003ULL + static_cast<std::uint64_t>(step);
-  data.generation = rollout::generate(policy_.model, request);
-  return data;
+  request.stop_strings.assign(r.stop_strings().begin(), r.stop_strings().end());
+  // Each prompt's samples come from its own stream (rollout/sampler.h): the same wherever it is generated.
+  request.seed = rollout::derive_seed(cfg_.seed(), static_cast<std::uint64_t>(step));
+  pending.generation = rollout_->start(std::move(request), policy_version);
+  return pending;
 }
 
 void GrpoTrainer::score_phase(StepData& data) {
@@ -282,12 +297,23 @@ int GrpoTrainer::run() {
   ProgressBar bar("train", cfg_.steps(), resolve_progress_style(config::ProgressMode_Name(cfg_.logging().progress()), ::isatty(STDERR_FILENO)),
                   std::cerr, cfg_.logging().log_every());
   int last_finished = 0;
+  // Policy versions count updates: version v is the weights after v steps. Without overlap the batch of step k
+  // comes from version k − 1; with it, the batch of step k + 1 is started before step k's update, from version k − 1.
+  const bool overlap = cfg_.rollout().overlap();
+  std::cerr << fmt::format("grpo train: rollouts: {}\n", rollout_->describe());
+  rollout_->publish(policy_.model, 0);
+  std::optional<PendingRollout> next;
   for (int step = 1; step <= cfg_.steps() && !interrupt_requested(); ++step) {
     const auto step_start = Clock::now();
     auto phase_start = Clock::now();
-    auto data = rollout_phase(step);
+    if (!next) next = start_rollout(step, step - 1);
+    StepData data = std::move(next->data);
+    data.generation = next->generation.get();
+    next.reset();
     const double time_rollout = seconds_since(phase_start);
+    const auto rollout_stats = rollout_->last_batch_stats();
     if (interrupt_requested()) break;  // the weights are still those of the last finished step
+    if (overlap && step < cfg_.steps()) next = start_rollout(step + 1, step - 1);
 
     phase_start = Clock::now();
     score_phase(data);
@@ -315,6 +341,12 @@ int GrpoTrainer::run() {
     const double time_update = seconds_since(phase_start);
     last_finished = step;
 
+    phase_start = Clock::now();
+    rollout_->publish(policy_.model, step);
+    const double time_sync = seconds_since(phase_start);
+    std::int64_t oldest_version = step - 1;
+    for (const auto& c : data.generation.completions) oldest_version = std::min(oldest_version, c.policy_version);
+
     const auto n = static_cast<double>(completions.size());
     nlohmann::ordered_json row = {{"step", step},
                                   {"reward_mean", data.rewards.mean().item<double>()},
@@ -335,6 +367,10 @@ int GrpoTrainer::run() {
     row["time_reward_s"] = time_reward;
     row["time_logprobs_s"] = time_logprobs;
     row["time_update_s"] = time_update;
+    row["time_sync_s"] = time_sync;
+    row["rollout_staleness"] = static_cast<double>(step - 1 - oldest_version);
+    row["rollout_workers_failed"] = rollout_stats.workers_failed;
+    row["rollout_prompts_reassigned"] = rollout_stats.reassigned_prompts;
     metrics_.write(row);
     bar.update(step, fmt::format("reward {:.2f} acc {:.2f} fmt {:.2f} len {:.0f} kl {:.4f}", row["reward_mean"].get<double>(),
                                  row["accuracy"].get<double>(), row["format_rate"].get<double>(), completion_tokens / n, update["kl"].get<double>()));

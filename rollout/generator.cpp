@@ -1,9 +1,14 @@
-// Batched generation with shared prefills and compaction of finished rows (see generator.h).
+// Batched generation with shared prefills, per-sample random streams, stop tokens and strings, and compaction of
+// finished rows (see generator.h).
 #include "rollout/generator.h"
 
 #include <algorithm>
 #include <chrono>
-#include <stdexcept>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "rollout/stop_strings.h"
 
 namespace grpo::rollout {
 namespace {
@@ -19,10 +24,7 @@ struct PromptBatch {
 
 PromptBatch left_pad(const std::vector<std::vector<std::int64_t>>& prompts) {
   std::size_t longest = 0;
-  for (const auto& prompt : prompts) {
-    if (prompt.empty()) throw std::invalid_argument("generate: empty prompt");
-    longest = std::max(longest, prompt.size());
-  }
+  for (const auto& prompt : prompts) longest = std::max(longest, prompt.size());
   const auto rows = static_cast<std::int64_t>(prompts.size());
   const auto width = static_cast<std::int64_t>(longest);
   auto ids = torch::zeros({rows, width}, torch::kInt64);
@@ -30,7 +32,7 @@ PromptBatch left_pad(const std::vector<std::vector<std::int64_t>>& prompts) {
   auto ids_a = ids.accessor<std::int64_t, 2>();
   auto valid_a = valid.accessor<bool, 2>();
   for (std::int64_t r = 0; r < rows; ++r) {
-    const auto& prompt = prompts[r];
+    const auto& prompt = prompts[static_cast<std::size_t>(r)];
     const auto offset = width - static_cast<std::int64_t>(prompt.size());
     for (std::size_t t = 0; t < prompt.size(); ++t) {
       ids_a[r][offset + static_cast<std::int64_t>(t)] = prompt[t];
@@ -40,48 +42,111 @@ PromptBatch left_pad(const std::vector<std::vector<std::int64_t>>& prompts) {
   return {ids, valid};
 }
 
+std::uint64_t prompt_seed(const GenerationRequest& request, std::size_t p) {
+  return request.prompt_seeds.empty() ? derive_seed(request.seed, p) : request.prompt_seeds[p];
+}
+
 }  // namespace
 
-GenerationResult generate(policy::LlamaForCausalLM& model, const GenerationRequest& request) {
+void validate_request(const policy::LlamaForCausalLM& model, const GenerationRequest& request, const GenerationHooks& hooks) {
+  const auto& config = model->config();
+  auto fail = [](const std::string& message) { throw std::invalid_argument("generate: " + message); };
+  if (request.samples_per_prompt < 1) fail("samples_per_prompt must be at least 1");
+  if (request.max_new_tokens < 0) fail("max_new_tokens must not be negative");
+  if (!request.prompt_seeds.empty() && request.prompt_seeds.size() != request.prompts.size()) {
+    fail(fmt::format("{} prompt seeds for {} prompts", request.prompt_seeds.size(), request.prompts.size()));
+  }
+  validate_sampling(request.sampling);
+  if (!request.stop_strings.empty() && hooks.tokenizer == nullptr) fail("stop strings need a tokenizer to decode with");
+  for (const auto& stop : request.stop_strings) {
+    if (stop.empty()) fail("stop strings must not be empty");
+  }
+  if (!request.prompt_labels.empty() && request.prompt_labels.size() != request.prompts.size()) {
+    fail(fmt::format("{} prompt labels for {} prompts", request.prompt_labels.size(), request.prompts.size()));
+  }
+  for (std::size_t i = 0; i < request.prompts.size(); ++i) {
+    const auto& prompt = request.prompts[i];
+    const auto p = request.prompt_labels.empty() ? static_cast<std::int64_t>(i) : request.prompt_labels[i];
+    if (prompt.empty()) fail(fmt::format("prompt {} is empty", p));
+    const auto length = static_cast<std::int64_t>(prompt.size());
+    if (length + request.max_new_tokens > config.max_position_embeddings) {
+      fail(fmt::format("prompt {} has {} tokens; with max_new_tokens = {} that exceeds max_position_embeddings = {}", p, length,
+                       request.max_new_tokens, config.max_position_embeddings));
+    }
+    for (std::size_t t = 0; t < prompt.size(); ++t) {
+      if (prompt[t] < 0 || prompt[t] >= config.vocab_size) {
+        fail(fmt::format("prompt {}: token {} at position {} is outside the vocabulary of {}", p, prompt[t], t, config.vocab_size));
+      }
+    }
+  }
+}
+
+GenerationResult generate(policy::LlamaForCausalLM& model, const GenerationRequest& request, const GenerationHooks& hooks) {
+  validate_request(model, request, hooks);
   const auto start = std::chrono::steady_clock::now();
   torch::InferenceMode inference;
   const auto device = model->device();
   const auto num_prompts = static_cast<std::int64_t>(request.prompts.size());
   const auto group = request.samples_per_prompt;
-  if (group < 1) throw std::invalid_argument("generate: samples_per_prompt must be at least 1");
+  const auto total_rows = num_prompts * group;
   GenerationResult result;
-  result.completions.resize(static_cast<std::size_t>(num_prompts * group));
-  for (std::int64_t row = 0; row < num_prompts * group; ++row) result.completions[row].prompt_index = row / group;
-  if (num_prompts == 0 || request.max_new_tokens <= 0) return result;
+  result.completions.resize(static_cast<std::size_t>(total_rows));
+  for (std::int64_t row = 0; row < total_rows; ++row) {
+    result.completions[static_cast<std::size_t>(row)].prompt_index = row / group;
+    result.completions[static_cast<std::size_t>(row)].sample_index = row % group;
+  }
+  std::vector<std::int64_t> unfinished_in_group(static_cast<std::size_t>(num_prompts), group);
+  auto finish_row = [&](std::int64_t row) {
+    const auto p = row / group;
+    if (--unfinished_in_group[static_cast<std::size_t>(p)] == 0 && hooks.on_group_finished) {
+      hooks.on_group_finished(p, std::span<const Completion>(result.completions).subspan(static_cast<std::size_t>(p * group),
+                                                                                             static_cast<std::size_t>(group)));
+    }
+  };
+  if (num_prompts == 0) return result;
+  if (request.max_new_tokens == 0) {
+    for (std::int64_t row = 0; row < total_rows; ++row) finish_row(row);
+    return result;
+  }
+  std::optional<StopStringMatcher> stop_strings;
+  if (!request.stop_strings.empty()) stop_strings.emplace(request.stop_strings, *hooks.tokenizer);
 
   // Prefill each prompt once, then repeat its cache rows for the G samples of its group.
   const auto prompts = left_pad(request.prompts);
   const auto prompt_width = prompts.ids.size(1);
-  auto cache = model->make_cache(num_prompts, prompt_width + request.max_new_tokens);
-  auto valid = prompts.valid.to(device);
-  auto logits = model->forward(prompts.ids.to(device), policy::positions_from_valid(valid),
-                               policy::causal_padding_mask(valid, prompt_width), &cache)
+  const auto capacity = prompt_width + request.max_new_tokens;
+  auto cache = model->make_cache(num_prompts, capacity);
+  const auto prompt_valid = prompts.valid.to(device);
+  auto logits = model->forward(prompts.ids.to(device), policy::positions_from_valid(prompt_valid),
+                               policy::causal_padding_mask(prompt_valid, prompt_width), &cache)
                     .select(1, prompt_width - 1);  // [P, V]
   const auto expand = torch::arange(num_prompts, torch::TensorOptions().dtype(torch::kInt64).device(device)).repeat_interleave(group);
   cache.select_rows(expand);
-  valid = valid.index_select(0, expand);
   logits = logits.index_select(0, expand);
+  // valid [B, capacity]: which key positions hold real tokens; decode steps fill one column each.
+  auto valid = torch::zeros({total_rows, capacity}, torch::TensorOptions().dtype(torch::kBool).device(device));
+  valid.narrow(1, 0, prompt_width).copy_(prompt_valid.index_select(0, expand));
   auto next_position = valid.sum(1).to(torch::kInt64);  // [B] position id of the next token
 
   // rows[i] = index into result.completions of batch row i, or -1 for a row that finished and waits for the next
-  // compaction (its further tokens are discarded).
-  std::vector<std::int64_t> rows(static_cast<std::size_t>(num_prompts * group));
-  for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<std::int64_t>(i);
+  // compaction (its further tokens are discarded). row_seeds[i] = that row's random stream.
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(total_rows));
+  std::vector<std::uint64_t> row_seeds(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    rows[i] = static_cast<std::int64_t>(i);
+    row_seeds[i] = derive_seed(prompt_seed(request, i / static_cast<std::size_t>(group)), i % static_cast<std::size_t>(group));
+  }
   const auto stop_ids = torch::tensor(request.stop_token_ids, torch::kInt64);
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(request.seed);
 
   for (std::int64_t step = 0; step < request.max_new_tokens; ++step) {
-    // Sampling runs on the CPU with a seeded generator so that a run is reproducible on any device.
-    const auto sampled = sample_tokens(logits.to(torch::kCPU), request.sampling, generator);
+    if (hooks.cancelled && hooks.cancelled()) throw GenerationCancelled();
+    // Sampling runs on the CPU so that a run is reproducible on any device.
+    const auto sampled = sample_tokens(logits.to(torch::kCPU), request.sampling, row_seeds, static_cast<std::uint64_t>(step));
     const auto stopped = torch::isin(sampled.tokens, stop_ids);
     const auto tokens_a = sampled.tokens.accessor<std::int64_t, 1>();
     const auto logprobs_a = sampled.logprobs.accessor<float, 1>();
     const auto stopped_a = stopped.accessor<bool, 1>();
+    const bool last_step = step + 1 == request.max_new_tokens;
     std::vector<std::int64_t> live;  // batch rows still generating after this step
     for (std::size_t i = 0; i < rows.size(); ++i) {
       if (rows[i] < 0) continue;
@@ -90,30 +155,47 @@ GenerationResult generate(policy::LlamaForCausalLM& model, const GenerationReque
       completion.tokens.push_back(tokens_a[b]);
       completion.logprobs.push_back(logprobs_a[b]);
       ++result.generated_tokens;
-      if (stopped_a[b]) {
-        completion.finish = FinishReason::kStop;
+      bool done = stopped_a[b];
+      if (!done && stop_strings) {
+        if (const auto matched = stop_strings->match(completion.tokens)) {
+          completion.stop_string = stop_strings->strings()[*matched];
+          done = true;
+        }
+      }
+      if (done) completion.finish = FinishReason::kStop;
+      if (done || last_step) {
+        finish_row(rows[i]);
         rows[i] = -1;
       } else {
         live.push_back(b);
       }
     }
-    if (live.empty() || step + 1 == request.max_new_tokens) break;
+    if (live.empty()) break;
 
     auto next_tokens = sampled.tokens.to(device);
     const auto finished_rows = static_cast<double>(rows.size() - live.size());
     if (finished_rows >= kCompactWhenFinishedFraction * static_cast<double>(rows.size())) {
-      const auto keep = torch::tensor(live, torch::kInt64).to(device);
+      const auto keep_cpu = torch::tensor(live, torch::kInt64);
+      const auto keep = keep_cpu.to(device);
       cache.select_rows(keep);
       valid = valid.index_select(0, keep);
       next_position = next_position.index_select(0, keep);
       next_tokens = next_tokens.index_select(0, keep);
       std::vector<std::int64_t> kept_rows;
-      for (auto b : live) kept_rows.push_back(rows[static_cast<std::size_t>(b)]);
+      std::vector<std::uint64_t> kept_seeds;
+      for (auto b : live) {
+        kept_rows.push_back(rows[static_cast<std::size_t>(b)]);
+        kept_seeds.push_back(row_seeds[static_cast<std::size_t>(b)]);
+      }
       rows = std::move(kept_rows);
+      row_seeds = std::move(kept_seeds);
     }
-    valid = torch::cat({valid, torch::ones({valid.size(0), 1}, valid.options())}, 1);
-    logits = model->forward(next_tokens.unsqueeze(1), next_position.unsqueeze(1), policy::causal_padding_mask(valid, 1), &cache)
-                 .select(1, 0);
+    // One query per row at key position cache.length: it sees every real key before it and itself, so the mask is
+    // the valid columns so far.
+    const auto keys = cache.length + 1;
+    valid.select(1, cache.length).fill_(true);
+    const auto mask = valid.narrow(1, 0, keys).unsqueeze(1).unsqueeze(1);  // [B, 1, 1, S]
+    logits = model->forward(next_tokens.unsqueeze(1), next_position.unsqueeze(1), mask, &cache).select(1, 0);
     next_position = next_position + 1;
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -151,6 +151,28 @@ void check_grader_sources(const LoadedConfig& loaded) {
   }
 }
 
+// Rollout workers: a source of the shared token for listed workers, addresses that parse, one kind of worker at a time.
+void check_rollout_workers(const LoadedConfig& loaded) {
+  const RolloutConfig& rollout = loaded.config.rollout();
+  for (int i = 0; i < rollout.workers_size(); ++i) {
+    const std::string& address = rollout.workers(i);
+    const auto colon = address.rfind(':');
+    const std::string port = colon == std::string::npos ? "" : address.substr(colon + 1);
+    if (colon == std::string::npos || colon == 0 || port.empty() || port.find_first_not_of("0123456789") != std::string::npos ||
+        port.size() > 5 || std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      fail_at(loaded, fmt::format("rollout.workers[{}]", i),
+              fmt::format("rollout.workers[{}] \"{}\" must be host:port with a port in [1, 65535], e.g. \"127.0.0.1:7000\"", i, address));
+    }
+  }
+  if (rollout.workers_size() > 0 && rollout.local_workers() > 0) {
+    fail_at(loaded, "rollout.local_workers", "give either rollout.workers (running workers) or rollout.local_workers (started here), not both");
+  }
+  if (rollout.workers_size() > 0 && rollout.worker_token_file().empty()) {
+    fail_at(loaded, "rollout.workers",
+            "rollout.workers needs rollout.worker_token_file: the file with the shared secret the workers were started with (--token-file)");
+  }
+}
+
 }  // namespace
 
 void resolve_defaults(Message& message) {
@@ -227,6 +249,7 @@ void validate(const LoadedConfig& loaded) {
   };
   collect([&] { check_arithmetic_ops(loaded); });
   collect([&] { check_grader_sources(loaded); });
+  collect([&] { check_rollout_workers(loaded); });
   collect([&] {
     const std::vector<std::string> devices = {"auto", "cpu", "cuda"};
     check_choice(loaded, "runtime.device", loaded.config.runtime().device(), devices);

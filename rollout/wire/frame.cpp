@@ -2,6 +2,8 @@
 #include "rollout/wire/frame.h"
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -284,6 +286,22 @@ asio::awaitable<tcp::socket> async_connect(std::string host, std::uint16_t port,
   error = {};
   socket.set_option(tcp::no_delay(true), error);  // best effort: only latency depends on it
   co_return socket;
+}
+
+std::pair<std::string, std::uint16_t> parse_endpoint(std::string_view address) {
+  const auto colon = address.rfind(':');
+  const auto fail = [&] {
+    throw std::invalid_argument(fmt::format("address '{}' must be host:port with a port in [1, 65535], e.g. \"127.0.0.1:9000\"", address));
+  };
+  if (colon == std::string_view::npos || colon == 0) fail();
+  const auto port_text = address.substr(colon + 1);
+  if (port_text.empty() || port_text.size() > 5 || port_text.find_first_not_of("0123456789") != std::string_view::npos) fail();
+  const int port = std::stoi(std::string(port_text));
+  if (port < 1 || port > 65535) fail();
+  std::string host(address.substr(0, colon));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty()) fail();
+  return {host, static_cast<std::uint16_t>(port)};
 }
 
 std::string format_endpoint(std::string_view host, std::uint16_t port) {

@@ -110,6 +110,10 @@ asio::awaitable<void> async_write_frame(asio::ip::tcp::socket& socket, std::stri
 asio::awaitable<asio::ip::tcp::socket> async_connect(std::string host, std::uint16_t port,
                                                      Clock::time_point deadline = kNoDeadline);
 
+// "HOST:PORT" → (HOST, PORT), the inverse of format_endpoint: IPv6 hosts may be bracketed ("[::1]:9000"). Throws
+// std::invalid_argument naming the address when the host is empty or the port is not in [1, 65535].
+std::pair<std::string, std::uint16_t> parse_endpoint(std::string_view address);
+
 // "HOST:PORT" for messages, with IPv6 addresses bracketed ("[::1]:9000").
 std::string format_endpoint(std::string_view host, std::uint16_t port);
 std::string format_endpoint(const asio::ip::tcp::endpoint& endpoint);

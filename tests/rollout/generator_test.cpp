@@ -2,6 +2,7 @@
 // generation; stop tokens, max_new_tokens and seeds behave.
 #include <gtest/gtest.h>
 
+#include "policy/char_tokenizer.h"
 #include "rollout/generator.h"
 #include "tests/testing/tiny_model.h"
 
@@ -108,6 +109,140 @@ TEST(Generator, SamplingIsReproducibleBySeedAndVariesAcrossSeeds) {
   EXPECT_TRUE(any_difference);
   // Samples within a group differ too (G independent draws from one shared prefill).
   EXPECT_NE(a.completions[0].tokens, a.completions[1].tokens);
+}
+
+TEST(Generator, SamplesOfAPromptDoNotDependOnItsBatch) {
+  // Each sample draws from its own counter-based stream: a prompt generated alone (with the seed it had in the
+  // batch) gets the same tokens as in a batch of six with compaction, so a prompt moved to another worker is
+  // sampled the same.
+  auto model = tiny_model();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.div_(20.0);
+  }
+  auto request = greedy(kPrompts, 3, {4});
+  request.sampling.temperature = 1.0;
+  request.seed = 21;
+  const auto batched = generate(model, request);
+  int differing_groups = 0;
+  for (std::size_t p = 0; p < kPrompts.size(); ++p) {
+    auto alone = greedy({kPrompts[p]}, 3, {4});
+    alone.sampling.temperature = 1.0;
+    alone.prompt_seeds = {derive_seed(21, p)};
+    const auto single = generate(model, alone);
+    for (std::size_t g = 0; g < 3; ++g) {
+      EXPECT_EQ(single.completions[g].tokens, batched.completions[p * 3 + g].tokens) << "prompt " << p << " sample " << g;
+    }
+    differing_groups += single.completions[0].tokens != single.completions[1].tokens;
+  }
+  EXPECT_GE(differing_groups, 3) << "samples of a group should differ";
+}
+
+// The embedded character tokenizer gives ids 3..6 the multi-character tags <think>, </think>, <answer>, </answer>
+// and 7..10 the characters ' ', '!', '"', '#': enough for stop strings that span tokens.
+TEST(Generator, StopStringsSpanningTokensEndTheCompletionWhereTheStringCompletes) {
+  auto model = tiny_model();
+  const auto tokenizer = policy::CharTokenizer::make_embedded();
+  const auto free_run = generate(model, greedy(kPrompts, 1));
+  // Pick a string that crosses a token boundary in some completions: the last two characters of one token's text
+  // and the first of the next.
+  std::string stop;
+  for (const auto& c : free_run.completions) {
+    for (std::size_t t = 0; t + 1 < c.tokens.size() && stop.empty(); ++t) {
+      const auto a = tokenizer.decode(std::span(c.tokens).subspan(t, 1));
+      const auto b = tokenizer.decode(std::span(c.tokens).subspan(t + 1, 1));
+      if (a.size() >= 2 && t >= 2) stop = a.substr(a.size() - 2) + b.substr(0, 1);
+    }
+  }
+  ASSERT_FALSE(stop.empty()) << "the fixture should emit a multi-character token";
+  auto request = greedy(kPrompts, 2);
+  request.stop_strings = {stop};
+  GenerationHooks hooks;
+  hooks.tokenizer = &tokenizer;
+  const auto stopped = generate(model, request, hooks);
+  int stopped_rows = 0;
+  for (std::size_t p = 0; p < kPrompts.size(); ++p) {
+    // Expected, computed by decoding every prefix: the shortest one whose text contains the string.
+    auto expected = free_run.completions[p].tokens;
+    bool stops = false;
+    for (std::size_t k = 1; k <= expected.size(); ++k) {
+      if (tokenizer.decode(std::span(expected).first(k)).find(stop) != std::string::npos) {
+        expected.resize(k);
+        stops = true;
+        break;
+      }
+    }
+    for (std::size_t g = 0; g < 2; ++g) {
+      const auto& c = stopped.completions[p * 2 + g];
+      EXPECT_EQ(c.tokens, expected) << "prompt " << p << " stop '" << stop << "'";
+      EXPECT_EQ(c.finish, stops ? FinishReason::kStop : FinishReason::kLength);
+      EXPECT_EQ(c.stop_string, stops ? stop : "");
+      stopped_rows += stops;
+    }
+  }
+  EXPECT_GE(stopped_rows, 2);
+}
+
+TEST(Generator, EachGroupIsReportedOnceWhenAllItsSamplesHaveFinished) {
+  auto model = tiny_model();
+  std::vector<std::int64_t> reported;
+  GenerationHooks hooks;
+  hooks.on_group_finished = [&](std::int64_t prompt, std::span<const Completion> group) {
+    reported.push_back(prompt);
+    ASSERT_EQ(group.size(), 3u);
+    for (std::size_t g = 0; g < group.size(); ++g) {
+      EXPECT_EQ(group[g].prompt_index, prompt);
+      EXPECT_EQ(group[g].sample_index, static_cast<std::int64_t>(g));
+      EXPECT_FALSE(group[g].tokens.empty());
+    }
+  };
+  const auto result = generate(model, greedy(kPrompts, 3, {4, 7}), hooks);
+  auto sorted = reported;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(sorted, (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5}));
+  // A group is reported in the step its longest sample finishes: report order follows the longest sample's length.
+  std::vector<std::size_t> longest;
+  for (const auto p : reported) {
+    std::size_t length = 0;
+    for (std::size_t g = 0; g < 3; ++g) length = std::max(length, result.completions[static_cast<std::size_t>(p) * 3 + g].tokens.size());
+    longest.push_back(length);
+  }
+  EXPECT_TRUE(std::is_sorted(longest.begin(), longest.end()));
+  EXPECT_LT(longest.front(), longest.back()) << "the fixture should stop some groups early";
+}
+
+TEST(Generator, CancelledBetweenStepsThrows) {
+  auto model = tiny_model();
+  int polls = 0;
+  GenerationHooks hooks;
+  hooks.cancelled = [&] { return ++polls > 3; };
+  EXPECT_THROW(generate(model, greedy(kPrompts, 2), hooks), GenerationCancelled);
+  EXPECT_EQ(polls, 4);
+}
+
+TEST(Generator, RequestsTheModelCannotServeAreRejectedBeforeAnyWork) {
+  auto model = tiny_model();
+  auto expect_invalid = [&](GenerationRequest request, const std::string& needle, GenerationHooks hooks = {}) {
+    try {
+      generate(model, request, hooks);
+      ADD_FAILURE() << "expected an error containing '" << needle << "'";
+    } catch (const std::invalid_argument& error) {
+      EXPECT_NE(std::string(error.what()).find(needle), std::string::npos) << error.what();
+    }
+  };
+  expect_invalid(greedy({{1, 2}, {3, 11}}, 1), "prompt 1: token 11 at position 1 is outside the vocabulary of 11");
+  expect_invalid(greedy({{1, -2}}, 1), "outside the vocabulary");
+  auto too_long = greedy({std::vector<std::int64_t>(60, 1)}, 1);
+  expect_invalid(too_long, "exceeds max_position_embeddings = 64");
+  auto bad_sampling = greedy({{1}}, 1);
+  bad_sampling.sampling.top_p = 2.0;
+  expect_invalid(bad_sampling, "top_p");
+  auto strings = greedy({{1}}, 1);
+  strings.stop_strings = {"ab"};
+  expect_invalid(strings, "need a tokenizer");
+  auto seeds = greedy({{1}, {2}}, 1);
+  seeds.prompt_seeds = {1};
+  expect_invalid(seeds, "1 prompt seeds for 2 prompts");
 }
 
 TEST(Generator, RejectsEmptyPrompt) {

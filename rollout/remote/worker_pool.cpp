@@ -1,0 +1,507 @@
+// The rollout worker pool: connections, sharing out a batch, streaming results, giving up failed workers and
+// reassigning their prompts, pushing weights by version (see worker_pool.h).
+#include "rollout/remote/worker_pool.h"
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <unistd.h>
+
+#include "rollout/remote/rollout_messages.h"
+#include "rollout/wire/frame.h"
+
+namespace grpo::rollout {
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using tcp = asio::ip::tcp;
+using wire::Clock;
+
+// Why a worker is given up: its connection is closed and its unfinished prompts go to the others.
+class WorkerFailure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A request no worker could serve: the batch fails at once.
+class RequestRejected : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A worker that answers STALE_WEIGHTS more often than this in one batch is given up (it is not applying them).
+constexpr int kMaxStaleRetries = 2;
+
+}  // namespace
+
+class RolloutWorkerPool::Impl {
+ public:
+  Impl(WorkerPoolOptions options, std::int64_t vocab_size) : options_(std::move(options)), vocab_size_(vocab_size), work_(io_.get_executor()) {
+    if (options_.addresses.empty()) throw std::invalid_argument("rollout worker pool: no worker addresses");
+    if (options_.token.empty()) throw std::invalid_argument("rollout worker pool: the token is empty; the workers' --token-file holds it");
+    for (const auto& address : options_.addresses) {
+      const auto [host, port] = wire::parse_endpoint(address);
+      workers_.push_back(std::make_unique<Worker>(Worker{wire::format_endpoint(host, port), host, port, std::nullopt, -1, "", 0}));
+    }
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~Impl() {
+    asio::post(io_, [this] {
+      for (auto& worker : workers_) close(*worker);
+    });
+    work_.reset();
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void connect();
+  int live_workers() const;
+  double publish(std::shared_ptr<const WeightSnapshot> snapshot);
+  std::future<GenerationResult> generate_async(GenerationRequest request, std::int64_t version);
+  WorkerPoolBatchStats last_batch_stats() const {
+    const std::lock_guard lock(stats_mutex_);
+    return last_stats_;
+  }
+
+ private:
+  struct Worker {
+    std::string name;  // host:port
+    std::string host;
+    std::uint16_t port;
+    std::optional<tcp::socket> socket;  // connected and greeted
+    std::int64_t version = -1;          // the weights it holds, as pushed by us; -1: unknown
+    std::string last_error;
+    int stale_retries = 0;
+  };
+
+  struct Batch {
+    GenerationRequest request;
+    std::int64_t version = 0;
+    std::vector<std::vector<Completion>> groups;  // [P], filled as results arrive
+    std::vector<bool> done;
+    std::deque<std::int64_t> queue;  // prompts waiting for a worker
+    std::int64_t remaining = 0;      // prompts not yet delivered
+    int active = 0;                  // worker loops still running
+    int busy = 0;                    // of those, the ones generating a chunk
+    std::optional<asio::steady_timer> wake;  // cancelled when the queue or `remaining` changes
+    std::promise<GenerationResult> promise;
+    std::optional<std::string> rejected;     // a RequestRejected message
+    std::vector<std::string> failures;       // "host:port: why" of workers given up in this batch
+    WorkerPoolBatchStats stats;
+    Clock::time_point start;
+    std::uint64_t next_request_id = 1;
+  };
+
+  void log(std::string_view line) const {
+    if (options_.log) {
+      options_.log(line);
+    } else {
+      fmt::print(stderr, "{}\n", line);
+    }
+  }
+  static void close(Worker& worker) {
+    if (!worker.socket) return;
+    error_code ignored;
+    worker.socket->shutdown(tcp::socket::shutdown_both, ignored);
+    worker.socket->close(ignored);
+    worker.socket.reset();
+    worker.version = -1;
+  }
+  void give_up(Worker& worker, const std::string& why) {
+    log(fmt::format("rollout worker {}: {}; giving it up", worker.name, why));
+    worker.last_error = why;
+    close(worker);
+  }
+
+  asio::awaitable<void> send(Worker& worker, const proto::TrainerMessage& message);
+  asio::awaitable<proto::WorkerMessage> receive(Worker& worker, Clock::time_point deadline);
+  asio::awaitable<void> connect_worker(Worker& worker);
+  asio::awaitable<double> push_weights(Worker& worker, std::int64_t version);
+  asio::awaitable<void> worker_loop(Worker& worker, std::shared_ptr<Batch> batch);
+  asio::awaitable<void> run_chunk(Worker& worker, Batch& batch, const std::vector<std::int64_t>& chunk);
+  void settle_if_finished(const std::shared_ptr<Batch>& batch);
+  void prune_snapshots();
+
+  const WorkerPoolOptions options_;
+  const std::int64_t vocab_size_;
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::vector<std::unique_ptr<Worker>> workers_;  // io thread
+  std::map<std::int64_t, std::shared_ptr<const WeightSnapshot>> snapshots_;  // by version; io thread
+  std::int64_t latest_version_ = -1;
+  std::multiset<std::int64_t> in_flight_versions_;  // versions of batches being generated
+  mutable std::mutex stats_mutex_;
+  WorkerPoolBatchStats last_stats_;
+  std::thread thread_;
+};
+
+asio::awaitable<void> RolloutWorkerPool::Impl::send(Worker& worker, const proto::TrainerMessage& message) {
+  try {
+    co_await wire::async_write_frame(*worker.socket, wire::serialize_payload(message, options_.max_frame_bytes), options_.max_frame_bytes,
+                                     Clock::now() + options_.stall_timeout);
+  } catch (const wire::WireError& error) {
+    throw WorkerFailure(fmt::format("sending failed: {}", error.what()));
+  }
+}
+
+asio::awaitable<proto::WorkerMessage> RolloutWorkerPool::Impl::receive(Worker& worker, Clock::time_point deadline) {
+  proto::WorkerMessage message;
+  try {
+    const auto payload = co_await wire::async_read_frame(*worker.socket, options_.max_frame_bytes, deadline);
+    wire::parse_payload(payload, message);
+  } catch (const wire::WireError& error) {
+    if (error.kind() == wire::WireErrorKind::kTimeout) {
+      throw WorkerFailure(fmt::format("no message for {} ms (stalled or unreachable)", options_.stall_timeout.count()));
+    }
+    if (error.kind() == wire::WireErrorKind::kClosed || error.kind() == wire::WireErrorKind::kIo) {
+      throw WorkerFailure(fmt::format("the connection was lost ({})", error.what()));
+    }
+    throw WorkerFailure(fmt::format("sent something unreadable: {}", error.what()));
+  }
+  if (message.has_error() && message.error().fatal()) {
+    throw WorkerFailure(fmt::format("the worker closed the connection: {}", message.error().message()));
+  }
+  co_return message;
+}
+
+asio::awaitable<void> RolloutWorkerPool::Impl::connect_worker(Worker& worker) {
+  const auto deadline = Clock::now() + options_.connect_timeout;
+  try {
+    worker.socket.emplace(co_await wire::async_connect(worker.host, worker.port, deadline));
+  } catch (const wire::WireError& error) {
+    worker.socket.reset();
+    throw WorkerFailure(error.what());
+  }
+  worker.version = -1;  // its weights are unknown until we push ours
+  proto::TrainerMessage hello;
+  hello.mutable_hello()->set_protocol_version(proto::PROTOCOL_VERSION_CURRENT);
+  hello.mutable_hello()->set_token(options_.token);
+  hello.mutable_hello()->set_client(fmt::format("{} (pid {})", options_.client_name, ::getpid()));
+  co_await send(worker, hello);
+  const auto reply = co_await receive(worker, deadline);
+  if (reply.has_error()) throw WorkerFailure(fmt::format("refused the connection: {}", reply.error().message()));
+  if (!reply.has_hello_reply()) throw WorkerFailure("answered Hello with something else (not a rollout worker?)");
+  const auto& info = reply.hello_reply();
+  if (info.vocab_size() != vocab_size_) {
+    throw WorkerFailure(fmt::format("serves a model with a vocabulary of {}, the trainer's has {}: start it with the trainer's model",
+                                    info.vocab_size(), vocab_size_));
+  }
+  log(fmt::format("rollout worker {}: connected ({}, {} parameters, {} on {})", worker.name, info.architecture(), info.num_parameters(),
+                  info.dtype(), info.device()));
+}
+
+asio::awaitable<double> RolloutWorkerPool::Impl::push_weights(Worker& worker, std::int64_t version) {
+  if (worker.version == version) co_return 0.0;
+  const auto it = snapshots_.find(version);
+  if (it == snapshots_.end()) throw std::logic_error(fmt::format("rollout worker pool: no weights were published for version {}", version));
+  const auto snapshot = it->second;  // keeps it alive across the awaits below
+  const auto start = Clock::now();
+  WeightUpdateStream stream(*snapshot, options_.weight_chunk_bytes);
+  while (const auto message = stream.next()) co_await send(worker, *message);
+  for (;;) {
+    const auto reply = co_await receive(worker, Clock::now() + options_.stall_timeout);
+    if (reply.has_weights_applied() && reply.weights_applied().version() == version) break;
+    if (reply.has_error()) throw WorkerFailure(fmt::format("rejected weights of version {}: {}", version, reply.error().message()));
+    if (reply.has_pong() || reply.has_progress()) continue;
+    throw WorkerFailure("answered a weight update with an unexpected message");
+  }
+  worker.version = version;
+  co_return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void RolloutWorkerPool::Impl::connect() {
+  std::promise<void> finished;
+  auto future = finished.get_future();
+  asio::post(io_, [this, &finished] {
+    auto pending = std::make_shared<std::size_t>(workers_.size());
+    for (auto& worker : workers_) {
+      asio::co_spawn(
+          io_,
+          [this, &worker = *worker]() -> asio::awaitable<void> {
+            try {
+              if (!worker.socket) co_await connect_worker(worker);
+            } catch (const WorkerFailure& failure) {
+              give_up(worker, failure.what());
+            }
+          },
+          [this, pending, &finished](std::exception_ptr) {
+            if (--*pending > 0) return;
+            if (std::none_of(workers_.begin(), workers_.end(), [](const auto& w) { return w->socket.has_value(); })) {
+              std::string why;
+              for (const auto& w : workers_) why += fmt::format("\n  {}: {}", w->name, w->last_error);
+              finished.set_exception(std::make_exception_ptr(std::runtime_error("no rollout worker could be reached:" + why)));
+            } else {
+              finished.set_value();
+            }
+          });
+    }
+  });
+  future.get();
+}
+
+int RolloutWorkerPool::Impl::live_workers() const {
+  std::promise<int> count;
+  auto future = count.get_future();
+  asio::post(const_cast<asio::io_context&>(io_), [this, &count] {
+    count.set_value(static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](const auto& w) { return w->socket.has_value(); })));
+  });
+  return future.get();
+}
+
+void RolloutWorkerPool::Impl::prune_snapshots() {
+  // Keep the latest version and every version a batch in flight may still need (a worker that reconnects).
+  for (auto it = snapshots_.begin(); it != snapshots_.end();) {
+    if (it->first != latest_version_ && in_flight_versions_.count(it->first) == 0) {
+      it = snapshots_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+double RolloutWorkerPool::Impl::publish(std::shared_ptr<const WeightSnapshot> snapshot) {
+  std::promise<double> finished;
+  auto future = finished.get_future();
+  asio::post(io_, [this, snapshot = std::move(snapshot), &finished] {
+    const auto version = snapshot->version;
+    snapshots_[version] = snapshot;
+    latest_version_ = std::max(latest_version_, version);
+    prune_snapshots();
+    if (!in_flight_versions_.empty()) {  // workers are busy: each gets the weights before its next chunk
+      finished.set_value(0.0);
+      return;
+    }
+    auto pending = std::make_shared<std::size_t>(1);
+    auto seconds = std::make_shared<double>(0.0);
+    auto done = [pending, seconds, &finished] {
+      if (--*pending == 0) finished.set_value(*seconds);
+    };
+    for (auto& worker : workers_) {
+      if (!worker->socket) continue;
+      ++*pending;
+      asio::co_spawn(
+          io_,
+          [this, &worker = *worker, version, seconds]() -> asio::awaitable<void> {
+            try {
+              *seconds = std::max(*seconds, co_await push_weights(worker, version));
+            } catch (const WorkerFailure& failure) {
+              give_up(worker, failure.what());
+            }
+          },
+          [done](std::exception_ptr) { done(); });
+    }
+    done();
+  });
+  return future.get();
+}
+
+std::future<GenerationResult> RolloutWorkerPool::Impl::generate_async(GenerationRequest request, std::int64_t version) {
+  auto batch = std::make_shared<Batch>();
+  auto future = batch->promise.get_future();
+  const auto prompts = static_cast<std::int64_t>(request.prompts.size());
+  batch->request = std::move(request);
+  batch->version = version;
+  batch->groups.resize(static_cast<std::size_t>(prompts));
+  batch->done.assign(static_cast<std::size_t>(prompts), false);
+  for (std::int64_t p = 0; p < prompts; ++p) batch->queue.push_back(p);
+  batch->remaining = prompts;
+  batch->start = Clock::now();
+  asio::post(io_, [this, batch] {
+    if (snapshots_.count(batch->version) == 0) {
+      batch->promise.set_exception(std::make_exception_ptr(
+          std::logic_error(fmt::format("rollout worker pool: generate with policy version {}, which was never published", batch->version))));
+      return;
+    }
+    batch->wake.emplace(io_, asio::steady_timer::time_point::max());
+    in_flight_versions_.insert(batch->version);
+    batch->active = static_cast<int>(workers_.size());
+    for (auto& worker : workers_) {
+      worker->stale_retries = 0;
+      asio::co_spawn(io_, worker_loop(*worker, batch), [this, batch](std::exception_ptr failure) {
+        if (failure) {
+          try {
+            std::rethrow_exception(failure);
+          } catch (const std::exception& error) {
+            batch->rejected = batch->rejected.value_or(fmt::format("rollout worker pool: unexpected error: {}", error.what()));
+          }
+        }
+        --batch->active;
+        batch->wake->cancel();
+        settle_if_finished(batch);
+      });
+    }
+  });
+  return future;
+}
+
+asio::awaitable<void> RolloutWorkerPool::Impl::worker_loop(Worker& worker, std::shared_ptr<Batch> batch) {
+  try {
+    if (!worker.socket) co_await connect_worker(worker);
+  } catch (const WorkerFailure& failure) {
+    give_up(worker, failure.what());
+    co_return;
+  }
+  bool used = false;
+  while (batch->remaining > 0 && !batch->rejected) {
+    if (batch->queue.empty()) {
+      error_code ignored;
+      batch->wake->expires_at(asio::steady_timer::time_point::max());
+      co_await batch->wake->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+      continue;
+    }
+    // An equal share of what waits among the loops that have no chunk: the first round splits the batch evenly,
+    // and a failed worker's prompts are spread over the idle survivors.
+    const auto idle = static_cast<std::size_t>(std::max(batch->active - batch->busy, 1));
+    const auto share = (batch->queue.size() + idle - 1) / idle;
+    std::vector<std::int64_t> chunk(batch->queue.begin(), batch->queue.begin() + static_cast<std::ptrdiff_t>(share));
+    batch->queue.erase(batch->queue.begin(), batch->queue.begin() + static_cast<std::ptrdiff_t>(share));
+    if (!used) {
+      used = true;
+      ++batch->stats.workers_used;
+    }
+    ++batch->busy;
+    struct BusyGuard {
+      int& busy;
+      ~BusyGuard() { --busy; }
+    } busy_guard{batch->busy};
+    try {
+      batch->stats.weight_push_seconds += co_await push_weights(worker, batch->version);
+      co_await run_chunk(worker, *batch, chunk);
+    } catch (const RequestRejected& rejected) {
+      batch->rejected = rejected.what();
+      batch->wake->cancel();
+      co_return;
+    } catch (const WorkerFailure& failure) {
+      give_up(worker, failure.what());
+      batch->failures.push_back(fmt::format("{}: {}", worker.name, failure.what()));
+      ++batch->stats.workers_failed;
+      std::int64_t requeued = 0;
+      for (const auto p : chunk) {
+        if (!batch->done[static_cast<std::size_t>(p)]) {
+          batch->queue.push_back(p);
+          ++requeued;
+        }
+      }
+      batch->stats.reassigned_prompts += requeued;
+      if (requeued > 0) log(fmt::format("rollout worker pool: {} prompts of {} go to the other workers", requeued, worker.name));
+      batch->wake->cancel();
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> RolloutWorkerPool::Impl::run_chunk(Worker& worker, Batch& batch, const std::vector<std::int64_t>& chunk) {
+  const auto request_id = batch.next_request_id++;
+  proto::TrainerMessage message;
+  *message.mutable_generate() = to_proto(batch.request, chunk, request_id, batch.version);
+  co_await send(worker, message);
+  std::set<std::int64_t> waiting(chunk.begin(), chunk.end());
+  for (;;) {
+    const auto reply = co_await receive(worker, Clock::now() + options_.stall_timeout);
+    switch (reply.body_case()) {
+      case proto::WorkerMessage::kGroupResult: {
+        const auto& group = reply.group_result();
+        if (group.request_id() != request_id) throw WorkerFailure(fmt::format("sent a result for request {}, expected {}", group.request_id(), request_id));
+        const auto p = static_cast<std::int64_t>(group.prompt_index());
+        if (waiting.erase(p) == 0) throw WorkerFailure(fmt::format("sent a result for prompt {}, which it was not asked for or sent twice", p));
+        if (group.policy_version() != batch.version) {
+          throw WorkerFailure(fmt::format("generated with policy version {}, the batch needs {}", group.policy_version(), batch.version));
+        }
+        std::vector<Completion> completions;
+        try {
+          completions = from_proto(group, batch.request.samples_per_prompt, batch.request.max_new_tokens, vocab_size_);
+        } catch (const ProtocolViolation& violation) {
+          throw WorkerFailure(fmt::format("sent a malformed result: {}", violation.what()));
+        }
+        if (!batch.done[static_cast<std::size_t>(p)]) {
+          batch.groups[static_cast<std::size_t>(p)] = std::move(completions);
+          batch.done[static_cast<std::size_t>(p)] = true;
+          if (--batch.remaining == 0) batch.wake->cancel();
+        }
+        break;
+      }
+      case proto::WorkerMessage::kProgress:
+      case proto::WorkerMessage::kPong:
+        break;
+      case proto::WorkerMessage::kGenerateDone:
+        if (reply.generate_done().request_id() != request_id) throw WorkerFailure("finished a request it was not asked for");
+        if (!waiting.empty()) throw WorkerFailure(fmt::format("finished without {} of the prompts it was given", waiting.size()));
+        co_return;
+      case proto::WorkerMessage::kError: {
+        const auto& error = reply.error();
+        if (error.code() == proto::ERROR_CODE_BAD_REQUEST) {
+          throw RequestRejected(fmt::format("rollout worker {} rejected the request: {}", worker.name, error.message()));
+        }
+        if (error.code() == proto::ERROR_CODE_STALE_WEIGHTS && waiting.size() == chunk.size() && ++worker.stale_retries <= kMaxStaleRetries) {
+          // It lost our weights (restarted behind the same address?): push them and ask again.
+          worker.version = -1;
+          co_await push_weights(worker, batch.version);
+          co_await send(worker, message);
+          break;
+        }
+        throw WorkerFailure(fmt::format("failed the request: {}", error.message()));
+      }
+      default:
+        throw WorkerFailure("sent an unexpected message during generation");
+    }
+  }
+}
+
+void RolloutWorkerPool::Impl::settle_if_finished(const std::shared_ptr<Batch>& batch) {
+  if (batch->active > 0) return;
+  in_flight_versions_.erase(in_flight_versions_.find(batch->version));
+  prune_snapshots();
+  {
+    const std::lock_guard lock(stats_mutex_);
+    last_stats_ = batch->stats;
+  }
+  if (batch->rejected) {
+    batch->promise.set_exception(std::make_exception_ptr(std::runtime_error(*batch->rejected)));
+    return;
+  }
+  if (batch->remaining > 0) {
+    std::string why;
+    for (const auto& worker : workers_) {
+      if (!worker->socket) why += fmt::format("\n  {}: {}", worker->name, worker->last_error);
+    }
+    batch->promise.set_exception(std::make_exception_ptr(std::runtime_error(
+        fmt::format("every rollout worker failed; {} of {} prompts were not generated:{}", batch->remaining, batch->groups.size(), why))));
+    return;
+  }
+  GenerationResult result;
+  for (auto& group : batch->groups) {
+    for (auto& completion : group) {
+      result.generated_tokens += static_cast<std::int64_t>(completion.tokens.size());
+      result.completions.push_back(std::move(completion));
+    }
+  }
+  result.seconds = std::chrono::duration<double>(Clock::now() - batch->start).count();
+  batch->promise.set_value(std::move(result));
+}
+
+RolloutWorkerPool::RolloutWorkerPool(WorkerPoolOptions options, std::int64_t vocab_size)
+    : impl_(std::make_unique<Impl>(std::move(options), vocab_size)) {}
+RolloutWorkerPool::~RolloutWorkerPool() = default;
+void RolloutWorkerPool::connect() { impl_->connect(); }
+int RolloutWorkerPool::live_workers() const { return impl_->live_workers(); }
+double RolloutWorkerPool::publish(std::shared_ptr<const WeightSnapshot> snapshot) { return impl_->publish(std::move(snapshot)); }
+std::future<GenerationResult> RolloutWorkerPool::generate_async(GenerationRequest request, std::int64_t version) {
+  return impl_->generate_async(std::move(request), version);
+}
+WorkerPoolBatchStats RolloutWorkerPool::last_batch_stats() const { return impl_->last_batch_stats(); }
+
+}  // namespace grpo::rollout
