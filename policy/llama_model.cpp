@@ -3,18 +3,14 @@
 #include "policy/llama_model.h"
 
 #include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 
+#include "kernels/cpu_decode_ops.h"
+#include "kernels/decode_attention.h"
+
 namespace grpo::policy {
-namespace {
-
-torch::Tensor rotate_half(const torch::Tensor& x) {
-  const auto half = x.size(-1) / 2;
-  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-}
-
-}  // namespace
 
 void KvCache::select_rows(const torch::Tensor& rows) {
   for (auto& k : keys) k = k.index_select(0, rows);
@@ -39,10 +35,10 @@ RmsNormImpl::RmsNormImpl(std::int64_t size, double eps, torch::Dtype dtype) : ep
 }
 
 torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
-  // As in Hugging Face: normalise in float32, scale in the input dtype.
-  const auto x32 = x.to(torch::kFloat32);
-  const auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
-  return weight_ * normed.to(x.scalar_type());
+  // As in Hugging Face: normalise in float32, scale in the input dtype (kernels::rms_norm_reference); fused on the
+  // CPU when nothing is recorded for autograd (generation, old and reference log-probs).
+  if (kernels::fused_cpu_inference(x) && weight_.scalar_type() == torch::kFloat32) return kernels::rms_norm(x, weight_, eps_);
+  return kernels::rms_norm_reference(x, weight_, eps_);
 }
 
 namespace {
@@ -107,8 +103,13 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   auto v = v_proj(x).view({batch, steps, num_kv_heads_, head_dim_}).transpose(1, 2);
   const auto cos_t = cos.to(q.scalar_type());
   const auto sin_t = sin.to(q.scalar_type());
-  q = q * cos_t + rotate_half(q) * sin_t;
-  k = k * cos_t + rotate_half(k) * sin_t;
+  if (kernels::fused_cpu_inference(q)) {
+    q = kernels::apply_rotary(q, cos_t, sin_t);
+    k = kernels::apply_rotary(k, cos_t, sin_t);
+  } else {
+    q = kernels::apply_rotary_reference(q, cos_t, sin_t);
+    k = kernels::apply_rotary_reference(k, cos_t, sin_t);
+  }
   if (cache != nullptr) {
     TORCH_CHECK(cache->length + steps <= cache->capacity(), "KV cache overflow: ", cache->length, " + ", steps, " > ",
                 cache->capacity());
@@ -116,6 +117,10 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
     cache->values[layer].narrow(2, cache->length, steps).copy_(v);
     k = cache->keys[layer].narrow(2, 0, cache->length + steps);
     v = cache->values[layer].narrow(2, 0, cache->length + steps);
+  }
+  if (steps == 1 && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && mask.scalar_type() == torch::kBool) {
+    // A decode step on the CPU: the kernel that reads each cache row once for all heads sharing it.
+    return o_proj(kernels::decode_attention(q, k, v, mask).view({batch, 1, num_heads_ * head_dim_}));
   }
   const auto attended = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false,
                                                          /*scale=*/std::nullopt, /*enable_gqa=*/num_heads_ != num_kv_heads_);

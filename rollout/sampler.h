@@ -46,6 +46,15 @@ SampledTokens sample_tokens(const torch::Tensor& logits, const SamplingParams& p
 // Filters apply in transformers' order: temperature, top-k, top-p, min-p.
 torch::Tensor sampling_distribution(const torch::Tensor& logits, const SamplingParams& params);
 
+namespace detail {
+// The two ways sample_tokens draws, exposed so that tests hold them to each other: through the filtered
+// distribution's cumulative sums (any filters), and the fused path without filters.
+bool filters_active(const SamplingParams& params, std::int64_t vocab);
+SampledTokens sample_from_distribution(const torch::Tensor& logits32, const SamplingParams& params, std::span<const std::uint64_t> row_seeds,
+                                       std::uint64_t step);
+SampledTokens sample_unfiltered(const torch::Tensor& logits32, double temperature, std::span<const std::uint64_t> row_seeds, std::uint64_t step);
+}  // namespace detail
+
 // Throws std::invalid_argument naming the field when a parameter is out of range (negative temperature, top_p
 // outside [0, 1], negative top_k, min_p outside [0, 1], or a NaN).
 void validate_sampling(const SamplingParams& params);

@@ -2,6 +2,8 @@
 // generation; stop tokens, max_new_tokens and seeds behave.
 #include <gtest/gtest.h>
 
+#include <ATen/Parallel.h>
+
 #include "policy/char_tokenizer.h"
 #include "rollout/generator.h"
 #include "tests/testing/tiny_model.h"
@@ -183,7 +185,52 @@ TEST(Generator, StopStringsSpanningTokensEndTheCompletionWhereTheStringCompletes
   EXPECT_GE(stopped_rows, 2);
 }
 
+// Sets LibTorch's intra-op thread count for a scope.
+struct ThreadCount {
+  explicit ThreadCount(int n) : saved(at::get_num_threads()) { at::set_num_threads(n); }
+  ~ThreadCount() { at::set_num_threads(saved); }
+  int saved;
+};
+
+TEST(Generator, ShardsOnSeveralThreadsGiveTheSingleBatchResult) {
+  // With more than one thread, a small model's batch is split into shards of whole groups generated side by side;
+  // every sample must be what the single batch gives.
+  auto model = tiny_model();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.div_(20.0);
+  }
+  auto request = greedy(kPrompts, 4, {4});
+  request.sampling.temperature = 1.0;
+  request.seed = 5;
+  GenerationResult single, sharded;
+  {
+    const ThreadCount one(1);
+    single = generate(model, request);
+  }
+  {
+    const ThreadCount three(3);
+    std::vector<std::int64_t> reported;
+    GenerationHooks hooks;
+    hooks.on_group_finished = [&](std::int64_t p, std::span<const Completion> group) {
+      reported.push_back(p);
+      for (const auto& c : group) EXPECT_EQ(c.prompt_index, p);
+    };
+    sharded = generate(model, request, hooks);
+    std::sort(reported.begin(), reported.end());
+    EXPECT_EQ(reported, (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5}));
+  }
+  ASSERT_EQ(single.completions.size(), sharded.completions.size());
+  for (std::size_t i = 0; i < single.completions.size(); ++i) {
+    EXPECT_EQ(single.completions[i].prompt_index, sharded.completions[i].prompt_index);
+    EXPECT_EQ(single.completions[i].sample_index, sharded.completions[i].sample_index);
+    EXPECT_EQ(single.completions[i].tokens, sharded.completions[i].tokens) << i;
+  }
+  EXPECT_EQ(single.generated_tokens, sharded.generated_tokens);
+}
+
 TEST(Generator, EachGroupIsReportedOnceWhenAllItsSamplesHaveFinished) {
+  const ThreadCount one(1);  // one batch: report order is finishing order
   auto model = tiny_model();
   std::vector<std::int64_t> reported;
   GenerationHooks hooks;
@@ -212,6 +259,7 @@ TEST(Generator, EachGroupIsReportedOnceWhenAllItsSamplesHaveFinished) {
 }
 
 TEST(Generator, CancelledBetweenStepsThrows) {
+  const ThreadCount one(1);  // one batch, so the polls are counted in one sequence
   auto model = tiny_model();
   int polls = 0;
   GenerationHooks hooks;

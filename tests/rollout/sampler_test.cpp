@@ -128,6 +128,27 @@ TEST(Sampler, ZeroProbabilityTokensAreNeverDrawn) {
   EXPECT_TRUE(out.tokens.eq(2).all().item<bool>());
 }
 
+TEST(Sampler, FusedUnfilteredPathDrawsWhatTheDistributionPathDraws) {
+  // The fast path (no filters) and the cumulative-sum path take the same draw u for a row: they agree on the token
+  // except when u · total falls within float rounding of a boundary between two tokens, and on its log-prob.
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(5);
+  for (const double temperature : {1.0, 0.7}) {
+    const auto logits = at::normal(0.0, 3.0, {512, 1000}, generator, torch::TensorOptions().dtype(torch::kFloat32));
+    std::vector<std::uint64_t> seeds(512);
+    for (std::size_t i = 0; i < seeds.size(); ++i) seeds[i] = derive_seed(9, i);
+    const SamplingParams params{temperature, 1.0, 0};
+    ASSERT_FALSE(detail::filters_active(params, 1000));
+    const auto fused = detail::sample_unfiltered(logits, temperature, seeds, 3);
+    const auto reference = detail::sample_from_distribution(logits, params, seeds, 3);
+    const auto same = fused.tokens.eq(reference.tokens).sum().item<std::int64_t>();
+    EXPECT_GE(same, 510) << "temperature " << temperature;
+    const auto expected_logprobs = (logits / temperature).log_softmax(-1).gather(-1, fused.tokens.unsqueeze(-1)).squeeze(-1);
+    EXPECT_LT((fused.logprobs - expected_logprobs).abs().max().item<double>(), 1e-5);
+    // sample_tokens takes the fused path here.
+    EXPECT_TRUE(torch::equal(sample_tokens(logits, params, seeds, 3).tokens, fused.tokens));
+  }
+}
+
 TEST(Sampler, SeededAndMatchesFrequencies) {
   const auto logits = logits_of({0.2, 0.5, 0.3}).expand({20000, 3}).contiguous();
   std::vector<std::uint64_t> seeds(20000);
