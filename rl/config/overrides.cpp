@@ -141,9 +141,20 @@ void apply_override(const std::string& assignment, RunConfig& config, FieldLocat
     const FieldDescriptor* field = type.FindFieldByName(component);
     if (field == nullptr) throw ConfigError(fmt::format("{}: {}", where, unknown_field_message(type, component)));
     if (field->is_repeated()) {
+      // A list of strings (rollout.workers, rollout.stop_strings): each --set adds one element, and the first one
+      // replaces the list the config file gave, so that the command line says the whole list.
+      if (dot == std::string::npos && field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+        const Reflection& reflection = *message->GetReflection();
+        const auto previous = locations.find(path);
+        if (previous == locations.end() || !previous->second.starts_with("--set ")) reflection.ClearField(message, field);
+        reflection.AddString(message, field, std::string(std::string_view(assignment).substr(equals + 1)));
+        locations[path] = where;
+        locations[fmt::format("{}[{}]", path, reflection.FieldSize(*message, field) - 1)] = where;
+        return;
+      }
       throw ConfigError(
-          fmt::format("{}: {} is a repeated field; --set sets single values, so write the list in the "
-                      "config file",
+          fmt::format("{}: {} is a repeated field; --set sets single values and adds to lists of strings, so write this "
+                      "list in the config file",
                       where, so_far));
     }
     const bool last = dot == std::string::npos;

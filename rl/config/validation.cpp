@@ -161,7 +161,7 @@ void check_rollout_workers(const LoadedConfig& loaded) {
     if (colon == std::string::npos || colon == 0 || port.empty() || port.find_first_not_of("0123456789") != std::string::npos ||
         port.size() > 5 || std::stoi(port) < 1 || std::stoi(port) > 65535) {
       fail_at(loaded, fmt::format("rollout.workers[{}]", i),
-              fmt::format("rollout.workers[{}] \"{}\" must be host:port with a port in [1, 65535], e.g. \"127.0.0.1:7000\"", i, address));
+              fmt::format("\"{}\" must be host:port with a port in [1, 65535], e.g. \"127.0.0.1:7000\"", address));
     }
   }
   if (rollout.workers_size() > 0 && rollout.local_workers() > 0) {

@@ -275,13 +275,31 @@ TEST(ConfigOverride, UnknownPathListsValidFieldsAtThatLevel) {
             "--set steps.value=8: steps is a single value (int32), not a message; nothing lies below it");
 }
 
-TEST(ConfigOverride, RepeatedAndMessageFieldsCannotBeSet) {
+TEST(ConfigOverride, RepeatedMessageAndMessageFieldsCannotBeSet) {
   EXPECT_EQ(load_error("", {"reward.graders=accuracy"}),
-            "--set reward.graders=accuracy: reward.graders is a repeated field; --set sets single values, so write "
-            "the list in the config file");
+            "--set reward.graders=accuracy: reward.graders is a repeated field; --set sets single values and adds to lists "
+            "of strings, so write this list in the config file");
   EXPECT_TRUE(starts_with(load_error("", {"rollout=8"}),
                           "--set rollout=8: rollout is a message (RolloutConfig), not a single value; set one of its "
                           "fields, e.g. rollout.prompts_per_step=..."));
+}
+
+TEST(ConfigOverride, ListsOfStringsAreGivenElementByElementAndReplaceTheFilesList) {
+  const std::string file = "rollout {\n  stop_strings: \"</answer>\"\n  stop_strings: \"\\n\\n\"\n}\n";
+  const auto kept = load(file);
+  ASSERT_EQ(kept.config.rollout().stop_strings_size(), 2);
+  EXPECT_EQ(kept.config.rollout().stop_strings(1), "\n\n");
+  const auto replaced = load(file, {"rollout.stop_strings=</think>", "rollout.workers=10.0.0.1:7000", "rollout.stop_strings=END",
+                                                "rollout.workers=10.0.0.2:7000", "rollout.worker_token_file=/t"});
+  ASSERT_EQ(replaced.config.rollout().stop_strings_size(), 2);
+  EXPECT_EQ(replaced.config.rollout().stop_strings(0), "</think>");
+  EXPECT_EQ(replaced.config.rollout().stop_strings(1), "END");
+  ASSERT_EQ(replaced.config.rollout().workers_size(), 2);
+  EXPECT_EQ(replaced.config.rollout().workers(1), "10.0.0.2:7000");
+  // An element set on the command line is blamed on that --set.
+  EXPECT_EQ(load_error("", {"rollout.workers=10.0.0.1:7000", "rollout.workers=nohost", "rollout.worker_token_file=/t"}),
+            "--set rollout.workers=nohost: rollout.workers[1]: \"nohost\" must be host:port with a port in [1, 65535], e.g. "
+            "\"127.0.0.1:7000\"");
 }
 
 TEST(ConfigOverride, BadValuesSayWhatWasExpected) {
