@@ -23,7 +23,9 @@
 #include "rl/run_folder.h"
 #include "rl/runtime.h"
 #include "rl/tasks/arithmetic_task.h"
+#include "rl/objective_config.h"
 #include "rl/rollout_setup.h"
+#include "rl/step_data.h"
 #include "rollout/generator.h"
 #include "rollout/rollout_backend.h"
 
@@ -55,20 +57,17 @@ struct WeightedGrader {
   double weight;
 };
 
-// One step's rollouts and what was learnt from them.
-struct StepData {
-  std::vector<ArithmeticProblem> problems;           // P
-  std::vector<std::string> prompt_texts;              // P
-  std::vector<std::vector<std::int64_t>> prompt_ids;  // B (repeated per sample)
-  rollout::GenerationResult generation;               // B completions
-  torch::Tensor rewards, scorable;                    // [P, G]
-  std::map<std::string, double> component_means;     // grader name → mean score over scorable samples
-};
-
 // A step's rollout on its way: the prompts drawn for it and the backend's future batch.
 struct PendingRollout {
   StepData data;
   std::future<rollout::GenerationResult> generation;
+};
+
+// The log-probs of a step's completions that the objective needs, each [B, T] on the trainer's device.
+struct StepLogprobs {
+  torch::Tensor old_logprobs;      // π_old: the sampler's, or recomputed (grpo.old_logprobs)
+  torch::Tensor rollout_logprobs;  // what the rollout engine recorded
+  torch::Tensor ref_logprobs;      // π_ref; undefined without a reference model
 };
 
 class GrpoTrainer {
@@ -79,9 +78,14 @@ class GrpoTrainer {
  private:
   // Draws the step's prompts and asks the backend for their samples under the weights of `policy_version`.
   PendingRollout start_rollout(int step, std::int64_t policy_version);
+  // The phases of one step, each one call (see run_step for their order).
+  StepData finish_rollout(PendingRollout& pending);
   void score_phase(StepData& data);
-  nlohmann::ordered_json update_phase(const StepData& data, const SequenceBatch& batch, const torch::Tensor& ref_logprobs,
-                                      const torch::Tensor& advantages, int step);
+  void dynamic_sampling_phase(StepData& data, int step, nlohmann::ordered_json& row);
+  StepLogprobs logprob_phase(const StepData& data, const SequenceBatch& batch);
+  torch::Tensor advantage_phase(const StepData& data, const SequenceBatch& batch, const StepLogprobs& logprobs, nlohmann::ordered_json& row);
+  nlohmann::ordered_json update_phase(const SequenceBatch& batch, const StepLogprobs& logprobs, const torch::Tensor& advantages, int step);
+  nlohmann::ordered_json run_step(int step, std::optional<PendingRollout>& next);
   EvalResult evaluate_and_log(int step);
   void save_step_checkpoint(int step);
 
@@ -144,7 +148,7 @@ GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded)
       config::fail_at(loaded, "reward.graders", error.what());
     }
   }
-  if (cfg_.grpo().kl_beta() > 0.0) {
+  if (needs_reference(cfg_.grpo())) {  // β = 0 holds no reference model at all
     reference_ = policy::clone_model(policy_.model);
     reference_->eval();
     for (auto& p : reference_->parameters()) p.set_requires_grad(false);
@@ -161,6 +165,7 @@ PendingRollout GrpoTrainer::start_rollout(int step, std::int64_t policy_version)
   PendingRollout pending;
   auto& data = pending.data;
   const auto& r = cfg_.rollout();
+  data.group_size = r.group_size();
   rollout::GenerationRequest request;
   for (int p = 0; p < r.prompts_per_step(); ++p) {
     data.problems.push_back(task_.next_train_problem());
@@ -179,10 +184,16 @@ PendingRollout GrpoTrainer::start_rollout(int step, std::int64_t policy_version)
   return pending;
 }
 
+StepData GrpoTrainer::finish_rollout(PendingRollout& pending) {
+  StepData data = std::move(pending.data);
+  data.generation = pending.generation.get();
+  return data;
+}
+
 void GrpoTrainer::score_phase(StepData& data) {
-  const auto P = cfg_.rollout().prompts_per_step();
-  const auto G = cfg_.rollout().group_size();
-  const auto count = static_cast<std::size_t>(P) * static_cast<std::size_t>(G);
+  const auto P = data.prompts();
+  const auto G = data.group_size;
+  const auto count = static_cast<std::size_t>(data.samples());
   std::vector<std::string> texts(count);
   std::vector<reward::GradeInput> inputs;
   for (std::size_t i = 0; i < count; ++i) {
@@ -217,24 +228,87 @@ void GrpoTrainer::score_phase(StepData& data) {
   }
 }
 
-nlohmann::ordered_json GrpoTrainer::update_phase(const StepData& data, const SequenceBatch& batch, const torch::Tensor& ref_logprobs,
-                                                 const torch::Tensor& advantages, int step) {
+void GrpoTrainer::dynamic_sampling_phase(StepData& data, int step, nlohmann::ordered_json& row) {
+  // DAPO: drop the groups whose rewards are all equal, sample more prompts until the step has prompts_per_step
+  // groups with signal or the rounds run out, and keep the first prompts_per_step of them.
   const auto& g = cfg_.grpo();
-  const GrpoLossParams params{g.clip_eps_low(), g.clip_eps_high(), g.kl_beta(),
-                              g.loss_aggregation() == config::TOKEN_MEAN ? LossAggregation::kTokenMean : LossAggregation::kSeqMeanTokenMean};
-  // Old log-probs: those the sampler recorded (the policy that generated the batch), padded to [B, T].
+  const auto wanted = static_cast<std::int64_t>(cfg_.rollout().prompts_per_step());
+  const auto version = data.generation.completions.empty() ? step - 1 : data.generation.completions.front().policy_version;
+  std::int64_t sampled = data.prompts();
+  keep_groups(data, groups_with_signal(data.rewards, data.scorable));
+  int rounds = 0;
+  for (; data.prompts() < wanted && rounds < g.dynamic_sampling_max_rounds() && !interrupt_requested(); ++rounds) {
+    auto pending = start_rollout(step, version);
+    auto more = finish_rollout(pending);
+    score_phase(more);
+    sampled += more.prompts();
+    keep_groups(more, groups_with_signal(more.rewards, more.scorable));
+    append_groups(data, std::move(more));
+  }
+  truncate_groups(data, wanted);
+  row["dynamic_sampling_rounds"] = rounds;
+  row["dynamic_sampling_prompts_sampled"] = sampled;
+  row["dynamic_sampling_groups_kept"] = data.prompts();
+}
+
+StepLogprobs GrpoTrainer::logprob_phase(const StepData& data, const SequenceBatch& batch) {
+  StepLogprobs out;
+  // The rollout engine's log-probs, padded to [B, T].
   const auto B = batch.size();
   const auto T = batch.completion_ids.size(1);
-  auto old_logprobs = torch::zeros({B, T}, torch::kFloat32);
+  auto recorded = torch::zeros({B, T}, torch::kFloat32);
   for (std::int64_t i = 0; i < B; ++i) {
     const auto& lp = data.generation.completions[static_cast<std::size_t>(i)].logprobs;
-    if (!lp.empty()) old_logprobs[i].narrow(0, 0, static_cast<std::int64_t>(lp.size())).copy_(torch::tensor(lp));
+    if (!lp.empty()) recorded[i].narrow(0, 0, static_cast<std::int64_t>(lp.size())).copy_(torch::tensor(lp));
   }
-  old_logprobs = old_logprobs.to(device_);
+  out.rollout_logprobs = recorded.to(device_);
+  torch::NoGradGuard no_grad;
+  if (cfg_.grpo().old_logprobs() == config::RECOMPUTE) {
+    out.old_logprobs = completion_logprobs(policy_.model, batch, cfg_.rollout().temperature(), false).logprobs.detach();
+  } else {
+    out.old_logprobs = out.rollout_logprobs;
+  }
+  if (reference_) out.ref_logprobs = completion_logprobs(reference_, batch, cfg_.rollout().temperature(), false).logprobs;
+  return out;
+}
+
+torch::Tensor GrpoTrainer::advantage_phase(const StepData& data, const SequenceBatch& batch, const StepLogprobs& logprobs,
+                                           nlohmann::ordered_json& row) {
+  const auto& g = cfg_.grpo();
+  auto rewards = data.rewards.clone();
+  if (g.overlong_cache() > 0) {
+    // DAPO's soft overlong punishment, added to the reward of long completions.
+    auto rewards_a = rewards.accessor<double, 2>();
+    double penalty_sum = 0.0;
+    for (std::int64_t i = 0; i < data.samples(); ++i) {
+      const auto& c = data.generation.completions[static_cast<std::size_t>(i)];
+      const auto penalty = overlong_penalty(static_cast<std::int64_t>(c.tokens.size()), cfg_.rollout().max_new_tokens(), g.overlong_cache());
+      rewards_a[i / data.group_size][i % data.group_size] += penalty;
+      penalty_sum += penalty;
+    }
+    row["overlong_penalty_mean"] = penalty_sum / static_cast<double>(std::max<std::int64_t>(data.samples(), 1));
+  }
+  if (g.kl_placement() == config::KL_IN_REWARD && g.kl_beta() > 0.0) {
+    const auto kl = sequence_kl(logprobs.old_logprobs, logprobs.ref_logprobs, batch.completion_mask, kl_estimator(g.kl_estimator()));
+    rewards = rewards - g.kl_beta() * kl.to(torch::kCPU, torch::kFloat64).view(rewards.sizes());
+    row["kl_reward_penalty_mean"] = (g.kl_beta() * kl).mean().item<double>();
+  }
+  return compute_advantages(rewards, data.scorable, advantage_norm(g.advantage_norm()), g.advantage_eps())
+      .reshape({-1})
+      .to(torch::kFloat32)
+      .to(device_);
+}
+
+nlohmann::ordered_json GrpoTrainer::update_phase(const SequenceBatch& batch, const StepLogprobs& logprobs, const torch::Tensor& advantages,
+                                                 int step) {
+  const auto& g = cfg_.grpo();
+  auto params = policy_loss_params(g, cfg_.rollout().max_new_tokens());
+  const auto B = batch.size();
   const auto lr = scheduled_lr(cfg_.optimizer(), step, cfg_.steps());
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 
-  double loss_sum = 0.0, kl_sum = 0.0, clip_sum = 0.0, entropy_sum = 0.0, grad_norm = 0.0;
+  double loss_sum = 0.0, kl_sum = 0.0, clip_low = 0.0, clip_high = 0.0, dual = 0.0, tis = 0.0, ratio = 0.0, entropy_sum = 0.0,
+         grad_norm = 0.0;
   int updates = 0;
   const auto minibatches = std::min<std::int64_t>(g.minibatches_per_epoch(), B);
   auto shuffle_generator = at::make_generator<at::CPUGeneratorImpl>(cfg_.seed() + static_cast<std::uint64_t>(step));
@@ -244,9 +318,15 @@ nlohmann::ordered_json GrpoTrainer::update_phase(const StepData& data, const Seq
       const auto mb = batch.rows(rows);
       const auto rows_d = rows.to(device_);
       const auto current = completion_logprobs(policy_.model, mb, cfg_.rollout().temperature(), /*with_entropy=*/true);
-      const auto ref = ref_logprobs.defined() ? ref_logprobs.index_select(0, rows_d) : torch::Tensor();
-      const auto out = grpo_loss(current.logprobs, old_logprobs.index_select(0, rows_d), ref, advantages.index_select(0, rows_d),
-                                 mb.completion_mask, params);
+      // One optimizer step per minibatch: its tokens are the token mean's global count (on one process).
+      params.global_tokens = mb.completion_mask.sum().item<double>();
+      const PolicyLossInputs inputs{current.logprobs,
+                                    logprobs.old_logprobs.index_select(0, rows_d),
+                                    logprobs.ref_logprobs.defined() ? logprobs.ref_logprobs.index_select(0, rows_d) : torch::Tensor(),
+                                    logprobs.rollout_logprobs.index_select(0, rows_d),
+                                    advantages.index_select(0, rows_d),
+                                    mb.completion_mask};
+      const auto out = policy_loss(inputs, params);
       optimizer_->zero_grad();
       out.loss.backward();
       if (cfg_.optimizer().max_grad_norm() > 0.0) {
@@ -255,13 +335,27 @@ nlohmann::ordered_json GrpoTrainer::update_phase(const StepData& data, const Seq
       optimizer_->step();
       loss_sum += out.loss.item<double>();
       kl_sum += out.kl_mean;
-      clip_sum += out.clip_fraction;
+      clip_low += out.clip_low_fraction;
+      clip_high += out.clip_high_fraction;
+      dual += out.dual_clip_fraction;
+      tis += out.tis_capped_fraction;
+      ratio += out.ratio_mean;
       entropy_sum += ((current.entropy * mb.completion_mask).sum() / mb.completion_mask.sum().clamp_min(1.0)).item<double>();
       ++updates;
     }
   }
-  return {{"loss", loss_sum / updates}, {"kl", kl_sum / updates}, {"entropy", entropy_sum / updates},
-          {"clip_fraction", clip_sum / updates}, {"grad_norm", grad_norm / updates}, {"lr", lr}};
+  const double n = std::max(updates, 1);
+  return {{"loss", loss_sum / n},
+          {"kl", kl_sum / n},
+          {"entropy", entropy_sum / n},
+          {"clip_fraction", (clip_low + clip_high) / n},
+          {"clip_low_fraction", clip_low / n},
+          {"clip_high_fraction", clip_high / n},
+          {"dual_clip_fraction", dual / n},
+          {"tis_capped_fraction", tis / n},
+          {"ratio_mean", ratio / n},
+          {"grad_norm", grad_norm / n},
+          {"lr", lr}};
 }
 
 EvalResult GrpoTrainer::evaluate_and_log(int step) {
@@ -284,6 +378,104 @@ void GrpoTrainer::save_step_checkpoint(int step) {
   folder_.prune_step_checkpoints(cfg_.checkpoint().keep_last());
 }
 
+// rollout → score (→ dynamic sampling) → old/ref log-probs → advantages → update → weight sync; each phase timed.
+// Returns the step's metrics row, or an empty row when interrupted before any update.
+nlohmann::ordered_json GrpoTrainer::run_step(int step, std::optional<PendingRollout>& next) {
+  // Policy versions count updates: version v is the weights after v steps. Without overlap the batch of step k
+  // comes from version k − 1; with it, the batch of step k + 1 is started before step k's update, from version k − 1.
+  const auto step_start = Clock::now();
+  nlohmann::ordered_json row = {{"step", step}};
+  auto phase_start = Clock::now();
+  if (!next) next = start_rollout(step, step - 1);
+  StepData data = finish_rollout(*next);
+  next.reset();
+  double time_rollout = seconds_since(phase_start);
+  const auto rollout_stats = rollout_->last_batch_stats();
+  if (interrupt_requested()) return {};
+  if (cfg_.rollout().overlap() && step < cfg_.steps()) next = start_rollout(step + 1, step - 1);
+
+  phase_start = Clock::now();
+  score_phase(data);
+  // Metrics of what was sampled, before any filtering.
+  row["reward_mean"] = data.rewards.mean().item<double>();
+  row["reward_std"] = data.rewards.std().item<double>();
+  row["accuracy"] = data.component_means.count("accuracy") ? data.component_means["accuracy"] : NAN;
+  row["format_rate"] = data.component_means.count("format") ? data.component_means["format"] : NAN;
+  for (const auto& [name, mean] : data.component_means) {
+    if (name != "accuracy" && name != "format") row["reward_" + name] = mean;
+  }
+  row["unscorable"] = static_cast<double>((~data.scorable).sum().item<std::int64_t>());
+  double completion_tokens = 0.0, truncated = 0.0;
+  for (const auto& c : data.generation.completions) {
+    completion_tokens += static_cast<double>(c.tokens.size());
+    truncated += c.finish == rollout::FinishReason::kLength ? 1.0 : 0.0;
+  }
+  const auto sampled = static_cast<double>(std::max<std::int64_t>(data.samples(), 1));
+  row["completion_tokens_mean"] = completion_tokens / sampled;
+  row["truncated_fraction"] = truncated / sampled;
+  row["rollout_tokens_per_s"] = static_cast<double>(data.generation.generated_tokens) / std::max(time_rollout, 1e-9);
+  double time_reward = seconds_since(phase_start);
+  if (cfg_.grpo().dynamic_sampling()) {
+    phase_start = Clock::now();
+    dynamic_sampling_phase(data, step, row);
+    time_rollout += seconds_since(phase_start);  // extra rounds are rollouts (and their scoring)
+  }
+
+  phase_start = Clock::now();
+  std::vector<std::vector<std::int64_t>> completions;
+  for (const auto& c : data.generation.completions) completions.push_back(c.tokens);
+  auto batch = make_sequence_batch(data.prompt_ids, completions, policy_.pad_token_id, device_);
+  if (cfg_.grpo().mask_truncated()) {
+    // DAPO overlong filtering: a completion cut off by the budget says nothing reliable about its answer.
+    std::vector<float> keep;
+    for (const auto& c : data.generation.completions) keep.push_back(c.finish == rollout::FinishReason::kLength ? 0.0f : 1.0f);
+    batch.completion_mask = batch.completion_mask * torch::tensor(keep).to(device_).unsqueeze(1);
+  }
+  const auto logprobs = logprob_phase(data, batch);
+  const double time_logprobs = seconds_since(phase_start);
+
+  phase_start = Clock::now();
+  const auto advantages = advantage_phase(data, batch, logprobs, row);
+  time_reward += seconds_since(phase_start);
+
+  phase_start = Clock::now();
+  nlohmann::ordered_json update = {{"loss", 0.0}, {"kl", 0.0}};
+  if (data.prompts() > 0) {
+    update = update_phase(batch, logprobs, advantages, step);
+  } else {
+    row["skipped_update"] = true;  // dynamic sampling found no group with signal
+  }
+  const double time_update = seconds_since(phase_start);
+
+  phase_start = Clock::now();
+  if (reference_ && cfg_.grpo().reference_reset_every() > 0 && step % cfg_.grpo().reference_reset_every() == 0) {
+    // R1-Zero: the reference becomes the current policy.
+    torch::NoGradGuard no_grad;
+    auto target = reference_->named_parameters();
+    for (const auto& item : policy_.model->named_parameters()) target[item.key()].copy_(item.value());
+    row["reference_reset"] = true;
+  }
+  rollout_->publish(policy_.model, step);
+  const double time_sync = seconds_since(phase_start);
+  std::int64_t oldest_version = step - 1;
+  for (const auto& c : data.generation.completions) oldest_version = std::min(oldest_version, c.policy_version);
+
+  row.update(update);
+  row["time_s"] = elapsed_at_start_ + seconds_since(start_);
+  const double time_step = seconds_since(step_start);
+  row["time_step_s"] = time_step;
+  const std::pair<const char*, double> phases[] = {
+      {"rollout", time_rollout}, {"reward", time_reward}, {"logprobs", time_logprobs}, {"update", time_update}, {"sync", time_sync}};
+  for (const auto& [name, seconds] : phases) {
+    row[fmt::format("time_{}_s", name)] = seconds;
+    row[fmt::format("share_{}", name)] = seconds / std::max(time_step, 1e-9);
+  }
+  row["rollout_staleness"] = static_cast<double>(step - 1 - oldest_version);
+  row["rollout_workers_failed"] = rollout_stats.workers_failed;
+  row["rollout_prompts_reassigned"] = rollout_stats.reassigned_prompts;
+  return row;
+}
+
 int GrpoTrainer::run() {
   std::cout << "grpo train: resolved config (saved to " << folder_.config_file().string() << ")\n"
             << config::to_textproto(cfg_) << std::flush;
@@ -297,83 +489,17 @@ int GrpoTrainer::run() {
   ProgressBar bar("train", cfg_.steps(), resolve_progress_style(config::ProgressMode_Name(cfg_.logging().progress()), ::isatty(STDERR_FILENO)),
                   std::cerr, cfg_.logging().log_every());
   int last_finished = 0;
-  // Policy versions count updates: version v is the weights after v steps. Without overlap the batch of step k
-  // comes from version k − 1; with it, the batch of step k + 1 is started before step k's update, from version k − 1.
-  const bool overlap = cfg_.rollout().overlap();
   std::cerr << fmt::format("grpo train: rollouts: {}\n", rollout_->describe());
   rollout_->publish(policy_.model, 0);
   std::optional<PendingRollout> next;
   for (int step = 1; step <= cfg_.steps() && !interrupt_requested(); ++step) {
-    const auto step_start = Clock::now();
-    auto phase_start = Clock::now();
-    if (!next) next = start_rollout(step, step - 1);
-    StepData data = std::move(next->data);
-    data.generation = next->generation.get();
-    next.reset();
-    const double time_rollout = seconds_since(phase_start);
-    const auto rollout_stats = rollout_->last_batch_stats();
-    if (interrupt_requested()) break;  // the weights are still those of the last finished step
-    if (overlap && step < cfg_.steps()) next = start_rollout(step + 1, step - 1);
-
-    phase_start = Clock::now();
-    score_phase(data);
-    const auto advantages = group_advantages(data.rewards, data.scorable, cfg_.grpo().advantage_eps()).reshape({-1}).to(torch::kFloat32).to(device_);
-    const double time_reward = seconds_since(phase_start);
-
-    phase_start = Clock::now();
-    std::vector<std::vector<std::int64_t>> completions;
-    double completion_tokens = 0.0, truncated = 0.0;
-    for (const auto& c : data.generation.completions) {
-      completions.push_back(c.tokens);
-      completion_tokens += static_cast<double>(c.tokens.size());
-      truncated += c.finish == rollout::FinishReason::kLength ? 1.0 : 0.0;
-    }
-    const auto batch = make_sequence_batch(data.prompt_ids, completions, policy_.pad_token_id, device_);
-    torch::Tensor ref_logprobs;
-    if (reference_) {
-      torch::NoGradGuard no_grad;
-      ref_logprobs = completion_logprobs(reference_, batch, cfg_.rollout().temperature(), false).logprobs;
-    }
-    const double time_logprobs = seconds_since(phase_start);
-
-    phase_start = Clock::now();
-    const auto update = update_phase(data, batch, ref_logprobs, advantages, step);
-    const double time_update = seconds_since(phase_start);
+    auto row = run_step(step, next);
+    if (row.empty()) break;  // interrupted during the rollout: the weights are still those of the last finished step
     last_finished = step;
-
-    phase_start = Clock::now();
-    rollout_->publish(policy_.model, step);
-    const double time_sync = seconds_since(phase_start);
-    std::int64_t oldest_version = step - 1;
-    for (const auto& c : data.generation.completions) oldest_version = std::min(oldest_version, c.policy_version);
-
-    const auto n = static_cast<double>(completions.size());
-    nlohmann::ordered_json row = {{"step", step},
-                                  {"reward_mean", data.rewards.mean().item<double>()},
-                                  {"reward_std", data.rewards.std().item<double>()},
-                                  {"accuracy", data.component_means.count("accuracy") ? data.component_means["accuracy"] : NAN},
-                                  {"format_rate", data.component_means.count("format") ? data.component_means["format"] : NAN}};
-    for (const auto& [name, mean] : data.component_means) {
-      if (name != "accuracy" && name != "format") row["reward_" + name] = mean;
-    }
-    row.update(update);
-    row["completion_tokens_mean"] = completion_tokens / n;
-    row["truncated_fraction"] = truncated / n;
-    row["unscorable"] = static_cast<double>((~data.scorable).sum().item<std::int64_t>());
-    row["rollout_tokens_per_s"] = static_cast<double>(data.generation.generated_tokens) / std::max(time_rollout, 1e-9);
-    row["time_s"] = elapsed_at_start_ + seconds_since(start_);
-    row["time_step_s"] = seconds_since(step_start);
-    row["time_rollout_s"] = time_rollout;
-    row["time_reward_s"] = time_reward;
-    row["time_logprobs_s"] = time_logprobs;
-    row["time_update_s"] = time_update;
-    row["time_sync_s"] = time_sync;
-    row["rollout_staleness"] = static_cast<double>(step - 1 - oldest_version);
-    row["rollout_workers_failed"] = rollout_stats.workers_failed;
-    row["rollout_prompts_reassigned"] = rollout_stats.reassigned_prompts;
     metrics_.write(row);
     bar.update(step, fmt::format("reward {:.2f} acc {:.2f} fmt {:.2f} len {:.0f} kl {:.4f}", row["reward_mean"].get<double>(),
-                                 row["accuracy"].get<double>(), row["format_rate"].get<double>(), completion_tokens / n, update["kl"].get<double>()));
+                                 row["accuracy"].get<double>(), row["format_rate"].get<double>(), row["completion_tokens_mean"].get<double>(),
+                                 row["kl"].get<double>()));
     if (has_eval && cfg_.eval().every_steps() > 0 && step % cfg_.eval().every_steps() == 0 && step != cfg_.steps()) evaluate_and_log(step);
     if (cfg_.checkpoint().every_steps() > 0 && step % cfg_.checkpoint().every_steps() == 0) save_step_checkpoint(step);
   }

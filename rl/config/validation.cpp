@@ -173,6 +173,23 @@ void check_rollout_workers(const LoadedConfig& loaded) {
   }
 }
 
+// GRPO settings that only make sense together.
+void check_grpo(const LoadedConfig& loaded) {
+  const GrpoConfig& g = loaded.config.grpo();
+  if (g.dual_clip() != 0.0 && g.dual_clip() <= 1.0) {
+    fail_at(loaded, "grpo.dual_clip", fmt::format("{} must be 0 (off) or above 1 (verl uses 3): it caps the loss of negative advantages at −A·c",
+                                                  g.dual_clip()));
+  }
+  if (g.kl_placement() == KL_IN_REWARD && g.kl_beta() == 0.0) {
+    fail_at(loaded, "grpo.kl_placement", "KL_IN_REWARD with kl_beta 0 does nothing; set grpo.kl_beta, e.g. 0.001");
+  }
+  if (g.overlong_cache() >= loaded.config.rollout().max_new_tokens()) {
+    fail_at(loaded, "grpo.overlong_cache",
+            fmt::format("{} must be below rollout.max_new_tokens = {}: the punishment window ends at the token budget", g.overlong_cache(),
+                        loaded.config.rollout().max_new_tokens()));
+  }
+}
+
 }  // namespace
 
 void resolve_defaults(Message& message) {
@@ -250,6 +267,7 @@ void validate(const LoadedConfig& loaded) {
   collect([&] { check_arithmetic_ops(loaded); });
   collect([&] { check_grader_sources(loaded); });
   collect([&] { check_rollout_workers(loaded); });
+  collect([&] { check_grpo(loaded); });
   collect([&] {
     const std::vector<std::string> devices = {"auto", "cpu", "cuda"};
     check_choice(loaded, "runtime.device", loaded.config.runtime().device(), devices);

@@ -83,7 +83,8 @@ TEST(ConfigParse, IntegerThatDoesNotFitItsType) {
 TEST(ConfigParse, BadEnumValueListsValidNamesAtTheValue) {
   EXPECT_EQ(load_error("grpo {\n  loss_aggregation: TOKEN_MEANN\n}\n"),
             "x.textproto:2:21: grpo.loss_aggregation: unknown value 'TOKEN_MEANN' for LossAggregation; valid "
-            "values: SEQ_MEAN_TOKEN_MEAN, TOKEN_MEAN; did you mean 'TOKEN_MEAN'?");
+            "values: SEQ_MEAN_TOKEN_MEAN, TOKEN_MEAN, TOKEN_MEAN_LOCAL, SEQ_MEAN_TOKEN_SUM_NORM, SEQ_MEAN_TOKEN_SUM; did you mean "
+            "'TOKEN_MEAN'?");
   EXPECT_EQ(load_error("logging { progress: \"BAR\" }"),
             "x.textproto:1:21: logging.progress: expected one of AUTO, BAR, LINES, QUIET (unquoted), got \"BAR\"");
 }

@@ -1,0 +1,51 @@
+// Filtering and joining a step's groups (see step_data.h).
+#include "rl/step_data.h"
+
+namespace grpo::rl {
+
+void keep_groups(StepData& data, const std::vector<bool>& keep) {
+  TORCH_CHECK(static_cast<std::int64_t>(keep.size()) == data.prompts(), "keep_groups: ", keep.size(), " flags for ", data.prompts(), " groups");
+  StepData kept;
+  kept.group_size = data.group_size;
+  kept.component_means = std::move(data.component_means);
+  kept.generation.seconds = data.generation.seconds;
+  std::vector<std::int64_t> rows;
+  const auto G = static_cast<std::size_t>(data.group_size);
+  for (std::size_t p = 0; p < keep.size(); ++p) {
+    if (!keep[p]) continue;
+    rows.push_back(static_cast<std::int64_t>(p));
+    kept.problems.push_back(std::move(data.problems[p]));
+    kept.prompt_texts.push_back(std::move(data.prompt_texts[p]));
+    for (std::size_t g = 0; g < G; ++g) {
+      kept.prompt_ids.push_back(std::move(data.prompt_ids[p * G + g]));
+      auto& completion = data.generation.completions[p * G + g];
+      kept.generation.generated_tokens += static_cast<std::int64_t>(completion.tokens.size());
+      kept.generation.completions.push_back(std::move(completion));
+    }
+  }
+  const auto index = torch::tensor(rows, torch::kInt64);
+  kept.rewards = data.rewards.index_select(0, index);
+  kept.scorable = data.scorable.index_select(0, index);
+  data = std::move(kept);
+}
+
+void append_groups(StepData& data, StepData&& more) {
+  TORCH_CHECK(more.group_size == data.group_size, "append_groups: group sizes ", data.group_size, " and ", more.group_size);
+  for (auto& p : more.problems) data.problems.push_back(std::move(p));
+  for (auto& t : more.prompt_texts) data.prompt_texts.push_back(std::move(t));
+  for (auto& ids : more.prompt_ids) data.prompt_ids.push_back(std::move(ids));
+  for (auto& c : more.generation.completions) data.generation.completions.push_back(std::move(c));
+  data.generation.generated_tokens += more.generation.generated_tokens;
+  data.generation.seconds += more.generation.seconds;
+  data.rewards = torch::cat({data.rewards, more.rewards});
+  data.scorable = torch::cat({data.scorable, more.scorable});
+}
+
+void truncate_groups(StepData& data, std::int64_t count) {
+  if (count >= data.prompts()) return;
+  std::vector<bool> keep(static_cast<std::size_t>(data.prompts()), false);
+  for (std::int64_t p = 0; p < count; ++p) keep[static_cast<std::size_t>(p)] = true;
+  keep_groups(data, keep);
+}
+
+}  // namespace grpo::rl

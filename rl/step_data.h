@@ -1,0 +1,42 @@
+// One GRPO step's rollouts and their scores, group by group: what the trainer's phases pass along. Groups can be
+// filtered (DAPO's dynamic sampling drops groups without signal) and appended (its extra sampling rounds).
+//
+// Shapes: P prompts (groups), G samples per prompt, B = P·G.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "rl/tasks/arithmetic_task.h"
+#include "rollout/generator.h"
+
+namespace grpo::rl {
+
+struct StepData {
+  std::int64_t group_size = 0;                        // G
+  std::vector<ArithmeticProblem> problems;            // P
+  std::vector<std::string> prompt_texts;              // P
+  std::vector<std::vector<std::int64_t>> prompt_ids;  // B (repeated per sample)
+  rollout::GenerationResult generation;               // B completions, prompt-major
+  torch::Tensor rewards;                              // [P, G] float64: Σ weight · grader score
+  torch::Tensor scorable;                             // [P, G] bool
+  std::map<std::string, double> component_means;      // grader name → mean score over scorable samples
+
+  std::int64_t prompts() const { return static_cast<std::int64_t>(problems.size()); }
+  std::int64_t samples() const { return prompts() * group_size; }
+};
+
+// Keeps the groups whose `keep` entry is true (one per group), in order.
+void keep_groups(StepData& data, const std::vector<bool>& keep);
+
+// Appends `more`'s groups (same group size) after data's; component means stay those of `data`.
+void append_groups(StepData& data, StepData&& more);
+
+// Keeps the first `count` groups.
+void truncate_groups(StepData& data, std::int64_t count);
+
+}  // namespace grpo::rl
