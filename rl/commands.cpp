@@ -58,6 +58,22 @@ config::LoadedConfig load_config(const cli::ParsedArgs& args, std::string_view c
 }
 
 int train(const cli::ParsedArgs& args) {
+  if (const auto resume = args.get("resume")) {
+    // The run's own resolved config, in its folder; --set may change what does not alter the past (e.g. steps).
+    if (args.get("config")) throw cli::UsageError("--resume takes the run's own config (RUN_DIR/config.textproto); give no CONFIG");
+    const std::filesystem::path run_dir = std::filesystem::path(*resume).lexically_normal();
+    const auto config_file = run_dir / "config.textproto";
+    if (!std::filesystem::exists(config_file)) {
+      throw cli::UsageError(fmt::format("--resume: {} has no config.textproto: not a grpo run folder", run_dir.string()));
+    }
+    auto overrides = args.get_all("set");
+    const auto folder = run_dir.has_filename() ? run_dir : run_dir.parent_path();
+    overrides.push_back("output_dir=" + (folder.has_parent_path() ? folder.parent_path().string() : std::string(".")));
+    overrides.push_back("name=" + folder.filename().string());
+    auto loaded = config::load_config_file(config_file, overrides);
+    check_registry_choices(loaded);
+    return run_training(loaded, /*resume=*/true);
+  }
   const auto loaded = load_config(args, "config");
   if (args.flag("print-config")) {
     std::cout << config::to_textproto(loaded.config);
@@ -353,8 +369,11 @@ std::vector<Command> make_commands() {
                     "CONFIG, trains the embedded default: the base checkpoint shipped in examples/base_policy (remade by `grpo pretrain`) on generated "
                     "arithmetic. Writes runs/<name>/ (config.textproto, metrics.jsonl, checkpoints, final/).",
                     {{"config", "a run config in protobuf text format (examples/*.textproto)", false}},
-                    {kSetOption, {"print-config", "", "print the resolved config and exit", "", false, false}},
-                    {"train examples/r1_zero_arithmetic.textproto", "train examples/r1_zero_arithmetic.textproto --set rollout.group_size=16"}},
+                    {kSetOption,
+                     {"print-config", "", "print the resolved config and exit", "", false, false},
+                     {"resume", "RUN_DIR", "continue a run from the newest checkpoint in its folder (its own config; metrics of later steps as if never stopped)", "", false, false}},
+                    {"train examples/r1_zero_arithmetic.textproto", "train examples/r1_zero_arithmetic.textproto --set rollout.group_size=16",
+                     "train --resume runs/r1zero-arithmetic"}},
                    train});
   table.push_back({{"pretrain", "make the embedded base checkpoint (supervised warm-up)",
                     "Trains the small built-in policy (Llama family over characters) on generated worked solutions, deliberately "

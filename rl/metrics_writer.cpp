@@ -2,6 +2,8 @@
 // lets the error say why ("No space left on device"), not only that a write failed.
 #include "rl/metrics_writer.h"
 
+#include <fstream>
+
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -48,6 +50,33 @@ void MetricsWriter::write(const nlohmann::ordered_json& row) {
     std::clearerr(file_.get());
     throw std::runtime_error(fmt::format("cannot write metrics file '{}': {}", path_.string(), os_reason(error)));
   }
+}
+
+std::vector<nlohmann::json> keep_metrics_up_to(const std::filesystem::path& file, long long step) {
+  std::vector<nlohmann::json> kept;
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(file);
+    for (std::string line; std::getline(in, line);) {
+      nlohmann::json row;
+      try {
+        row = nlohmann::json::parse(line);
+      } catch (const nlohmann::json::exception&) {
+        continue;  // the line a kill cut short
+      }
+      if (!row.is_object() || row.value("step", step + 1) > step) continue;
+      kept.push_back(row);
+      lines.push_back(line);
+    }
+  }
+  const auto staging = file.string() + ".tmp";
+  {
+    std::ofstream out(staging, std::ios::trunc);
+    for (const auto& line : lines) out << line << '\n';
+    if (!out) throw std::runtime_error(fmt::format("cannot rewrite {}", file.string()));
+  }
+  std::filesystem::rename(staging, file);
+  return kept;
 }
 
 }  // namespace grpo::rl

@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <nlohmann/json_fwd.hpp>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace grpo::rl {
 
@@ -31,5 +33,10 @@ class MetricsWriter {
   std::filesystem::path path_;
   std::unique_ptr<std::FILE, FileCloser> file_;
 };
+
+// Rewrites a metrics file keeping only the rows of steps ≤ `step` (a resumed run drops what its killed
+// predecessor logged after its checkpoint; a torn last line is dropped too) and returns them. A missing file is
+// empty. Throws std::runtime_error naming the file when it cannot be rewritten.
+std::vector<nlohmann::json> keep_metrics_up_to(const std::filesystem::path& file, long long step);
 
 }  // namespace grpo::rl

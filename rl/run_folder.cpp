@@ -30,6 +30,19 @@ RunFolder::RunFolder(fs::path root) : root_(std::move(root)) {
 
 fs::path RunFolder::step_checkpoint(long long step) const { return root_ / "checkpoints" / fmt::format("step-{:06d}", step); }
 
+fs::path RunFolder::begin_step_checkpoint(long long step) const {
+  const auto staging = step_checkpoint(step).string() + ".tmp";
+  fs::remove_all(staging);
+  fs::create_directories(staging);
+  return staging;
+}
+
+void RunFolder::commit_step_checkpoint(long long step) const {
+  const auto target = step_checkpoint(step);
+  fs::remove_all(target);
+  fs::rename(target.string() + ".tmp", target);
+}
+
 void RunFolder::prune_step_checkpoints(int keep_last) const {
   std::vector<fs::path> steps;
   for (const auto& entry : fs::directory_iterator(root_ / "checkpoints")) {

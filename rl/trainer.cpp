@@ -26,6 +26,7 @@
 #include "rl/objective_config.h"
 #include "rl/rollout_setup.h"
 #include "rl/step_data.h"
+#include "rl/trainer_state.h"
 #include "rollout/generator.h"
 #include "rollout/rollout_backend.h"
 
@@ -72,7 +73,7 @@ struct StepLogprobs {
 
 class GrpoTrainer {
  public:
-  explicit GrpoTrainer(const config::LoadedConfig& loaded);
+  GrpoTrainer(const config::LoadedConfig& loaded, bool resume);
   int run();
 
  private:
@@ -99,10 +100,16 @@ class GrpoTrainer {
   std::vector<WeightedGrader> graders_;
   ArithmeticTask task_;
   RunFolder folder_;
-  MetricsWriter metrics_;
+  std::unique_ptr<MetricsWriter> metrics_;  // opened once a resumed run has dropped the lines after its checkpoint
   std::unique_ptr<rollout::RolloutBackend> rollout_;
+  int first_step_ = 1;             // 1, or the step after the checkpoint a resumed run starts from
+  bool reference_differs_ = false;  // the reference was reset away from the initial policy
+  std::string data_state_;          // the task's training stream at the end of the last finished step
+  EvalResult base_eval_;
   double elapsed_at_start_ = 0.0;
   Clock::time_point start_ = Clock::now();
+
+  void resume_from_checkpoint();
 };
 
 policy::Policy load_or_explain(const config::LoadedConfig& loaded, torch::Device device) {
@@ -131,7 +138,7 @@ RunFolder make_folder(const config::LoadedConfig& loaded) {
   }
 }
 
-GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded)
+GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded, bool resume)
     : loaded_(loaded),
       cfg_(loaded.config),
       device_(resolve_device(cfg_.runtime().device())),
@@ -139,7 +146,6 @@ GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded)
       template_(template_or_explain(loaded, policy_)),
       task_(arithmetic_settings(cfg_.task().arithmetic()), cfg_.seed(), cfg_.eval().seed(), cfg_.eval().num_problems()),
       folder_(make_folder(loaded)),
-      metrics_(folder_.metrics_file()),
       rollout_(make_rollout_backend(loaded, policy_, folder_.root())) {
   for (const auto& entry : cfg_.reward().graders()) {
     try {
@@ -157,8 +163,45 @@ GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded)
   optimizer_ = std::make_unique<torch::optim::AdamW>(
       policy_.model->parameters(),
       torch::optim::AdamWOptions(o.lr()).betas({o.beta1(), o.beta2()}).eps(o.adam_eps()).weight_decay(o.weight_decay()));
-  folder_.write_text(folder_.config_file(), config::to_textproto(cfg_));
   torch::manual_seed(cfg_.seed());
+  data_state_ = task_.train_state();
+  if (resume) {
+    resume_from_checkpoint();
+  } else {
+    folder_.write_text(folder_.config_file(), config::to_textproto(cfg_));
+    metrics_ = std::make_unique<MetricsWriter>(folder_.metrics_file());
+  }
+}
+
+void GrpoTrainer::resume_from_checkpoint() {
+  const auto checkpoint = latest_checkpoint(folder_.root());
+  if (!checkpoint) {
+    throw std::runtime_error(fmt::format("--resume: {} holds no complete checkpoint (checkpoints/step-*/trainer_state/state.json); nothing to resume",
+                                         folder_.root().string()));
+  }
+  // The policy from the checkpoint; the reference stays the initial policy unless it was reset since.
+  auto saved = policy::load_policy(*checkpoint, device_, policy_.model->dtype());
+  {
+    torch::NoGradGuard no_grad;
+    auto target = policy_.model->named_parameters();
+    for (const auto& item : saved.model->named_parameters()) target[item.key()].copy_(item.value());
+  }
+  const auto state = load_trainer_state(*checkpoint, *optimizer_, reference_ ? &reference_ : nullptr, device_);
+  task_.restore_train_state(state.data_state);
+  data_state_ = state.data_state;
+  reference_differs_ = state.reference_differs;
+  first_step_ = state.step + 1;
+  elapsed_at_start_ = state.elapsed_seconds;
+  // Lines logged after the checkpoint (by the run that was killed) are dropped: the resumed run writes them again.
+  const auto kept = keep_metrics_up_to(folder_.metrics_file(), state.step);
+  for (const auto& row : kept) {
+    if (row.value("step", -1) == 0 && row.contains("eval_accuracy")) {
+      base_eval_ = {row.value("eval_num_problems", std::int64_t{0}), row.value("eval_accuracy", 0.0), row.value("eval_format_rate", 0.0),
+                    row.value("eval_completion_tokens_mean", 0.0), row.value("time_eval_s", 0.0)};
+    }
+  }
+  metrics_ = std::make_unique<MetricsWriter>(folder_.metrics_file(), /*append=*/true);
+  std::cerr << fmt::format("grpo train: resuming {} from {} (step {})\n", folder_.root().string(), checkpoint->string(), state.step);
 }
 
 PendingRollout GrpoTrainer::start_rollout(int step, std::int64_t policy_version) {
@@ -369,12 +412,19 @@ EvalResult GrpoTrainer::evaluate_and_log(int step) {
                                 {"eval_completion_tokens_mean", result.completion_tokens_mean},
                                 {"eval_num_problems", result.num_problems},
                                 {"time_eval_s", result.seconds}};
-  metrics_.write(row);
+  metrics_->write(row);
   return result;
 }
 
 void GrpoTrainer::save_step_checkpoint(int step) {
-  policy::save_policy(folder_.step_checkpoint(step), policy_);
+  // Written under a temporary name and renamed into place: a run killed while saving keeps its previous checkpoint.
+  const auto staging = folder_.begin_step_checkpoint(step);
+  policy::save_policy(staging, policy_);
+  const TrainerState state{step, elapsed_at_start_ + seconds_since(start_), data_state_, reference_differs_};
+  std::optional<policy::Policy> reference;
+  if (reference_differs_) reference.emplace(policy::make_policy(reference_, policy_.tokenizer));
+  save_trainer_state(staging, state, *optimizer_, reference ? &*reference : nullptr);
+  folder_.commit_step_checkpoint(step);
   folder_.prune_step_checkpoints(cfg_.checkpoint().keep_last());
 }
 
@@ -453,6 +503,7 @@ nlohmann::ordered_json GrpoTrainer::run_step(int step, std::optional<PendingRoll
     torch::NoGradGuard no_grad;
     auto target = reference_->named_parameters();
     for (const auto& item : policy_.model->named_parameters()) target[item.key()].copy_(item.value());
+    reference_differs_ = true;
     row["reference_reset"] = true;
   }
   rollout_->publish(policy_.model, step);
@@ -470,6 +521,8 @@ nlohmann::ordered_json GrpoTrainer::run_step(int step, std::optional<PendingRoll
     row[fmt::format("time_{}_s", name)] = seconds;
     row[fmt::format("share_{}", name)] = seconds / std::max(time_step, 1e-9);
   }
+  // The data stream as this step leaves it (without overlap nothing of the next step has been drawn yet).
+  if (!next) data_state_ = task_.train_state();
   row["rollout_staleness"] = static_cast<double>(step - 1 - oldest_version);
   row["rollout_workers_failed"] = rollout_stats.workers_failed;
   row["rollout_prompts_reassigned"] = rollout_stats.reassigned_prompts;
@@ -481,22 +534,24 @@ int GrpoTrainer::run() {
             << config::to_textproto(cfg_) << std::flush;
   const bool has_eval = cfg_.eval().num_problems() > 0;
   EvalResult base;
-  if (has_eval) {
+  if (has_eval && first_step_ > 1) {
+    base = base_eval_;  // a resumed run's base figures are in its metrics
+  } else if (has_eval) {
     base = evaluate_and_log(0);
     std::cerr << fmt::format("step 0 (base policy): eval accuracy {:.3f}, format {:.3f} on {} held-out problems\n", base.accuracy,
                              base.format_rate, base.num_problems);
   }
   ProgressBar bar("train", cfg_.steps(), resolve_progress_style(config::ProgressMode_Name(cfg_.logging().progress()), ::isatty(STDERR_FILENO)),
                   std::cerr, cfg_.logging().log_every());
-  int last_finished = 0;
+  int last_finished = first_step_ - 1;
   std::cerr << fmt::format("grpo train: rollouts: {}\n", rollout_->describe());
-  rollout_->publish(policy_.model, 0);
+  rollout_->publish(policy_.model, first_step_ - 1);
   std::optional<PendingRollout> next;
-  for (int step = 1; step <= cfg_.steps() && !interrupt_requested(); ++step) {
+  for (int step = first_step_; step <= cfg_.steps() && !interrupt_requested(); ++step) {
     auto row = run_step(step, next);
     if (row.empty()) break;  // interrupted during the rollout: the weights are still those of the last finished step
     last_finished = step;
-    metrics_.write(row);
+    metrics_->write(row);
     bar.update(step, fmt::format("reward {:.2f} acc {:.2f} fmt {:.2f} len {:.0f} kl {:.4f}", row["reward_mean"].get<double>(),
                                  row["accuracy"].get<double>(), row["format_rate"].get<double>(), row["completion_tokens_mean"].get<double>(),
                                  row["kl"].get<double>()));
@@ -525,9 +580,9 @@ int GrpoTrainer::run() {
 
 }  // namespace
 
-int run_training(const config::LoadedConfig& loaded) {
+int run_training(const config::LoadedConfig& loaded, bool resume) {
   configure_threads(loaded.config.runtime().threads());
-  GrpoTrainer trainer(loaded);
+  GrpoTrainer trainer(loaded, resume);
   install_interrupt_handlers();
   return trainer.run();
 }

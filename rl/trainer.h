@@ -9,8 +9,11 @@
 
 namespace grpo::rl {
 
-// Runs `grpo train` for a loaded config. Returns the process exit status (0, or kInterruptedExitCode after Ctrl-C);
-// throws config::ConfigError for settings that cannot be used (exit 2) and std::exception for other failures (exit 1).
-int run_training(const config::LoadedConfig& loaded);
+// Runs `grpo train` for a loaded config. Returns the process exit status (0, or kInterruptedExitCode after Ctrl-C
+// or SIGTERM, which save a checkpoint of the last finished step); throws config::ConfigError for settings that
+// cannot be used (exit 2) and std::exception for other failures (exit 1). With `resume`, continues the run from the
+// newest complete checkpoint in its folder (rl/trainer_state.h): on the CPU every later step's metrics are those of
+// the run that was never interrupted (timings aside).
+int run_training(const config::LoadedConfig& loaded, bool resume = false);
 
 }  // namespace grpo::rl

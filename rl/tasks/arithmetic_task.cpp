@@ -2,6 +2,8 @@
 // solutions and deliberate format defects for warm-up data, and the held-out train/eval split.
 #include "rl/tasks/arithmetic_task.h"
 
+#include <sstream>
+
 #include <algorithm>
 #include <iterator>
 #include <stdexcept>
@@ -343,6 +345,20 @@ ArithmeticProblem ArithmeticTask::next_train_problem() {
       "ArithmeticTask: {} draws in a row were held-out eval problems; the {} eval problems cover (nearly) every "
       "expression these settings produce (raise max_ops, max_operand or max_value, or use fewer eval problems)",
       kMaxAttempts, eval_problems_.size()));
+}
+
+std::string ArithmeticTask::train_state() const {
+  std::ostringstream out;
+  out << train_rng_;
+  return out.str();
+}
+
+void ArithmeticTask::restore_train_state(std::string_view state) {
+  std::istringstream in{std::string(state)};
+  std::mt19937_64 rng;
+  in >> rng;
+  if (in.fail()) throw std::invalid_argument("arithmetic task: the saved training-stream state is not a generator state");
+  train_rng_ = rng;
 }
 
 }  // namespace grpo::rl

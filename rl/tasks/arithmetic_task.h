@@ -91,6 +91,11 @@ class ArithmeticTask {
   // Throws std::runtime_error when the eval set covers (nearly) every expression the settings can produce.
   ArithmeticProblem next_train_problem();
 
+  // Where the training stream stands, as text (the generator's state), and back: a resumed run draws the same
+  // problems as one never interrupted. restore_train_state throws std::invalid_argument for text it did not write.
+  std::string train_state() const;
+  void restore_train_state(std::string_view state);
+
  private:
   ArithmeticSettings settings_;
   std::mt19937_64 train_rng_;

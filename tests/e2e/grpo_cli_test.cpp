@@ -15,6 +15,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -367,6 +368,73 @@ TEST_F(GrpoCli, OverlapModeSamplesOneStepOffPolicy) {
   for (std::size_t i = 1; i < steps.size(); ++i) EXPECT_EQ(steps[i]["rollout_staleness"], 1.0) << "step " << i + 1;
   for (const auto& step : steps) EXPECT_TRUE(std::isfinite(step["loss"].get<double>()));
   EXPECT_TRUE(fs::exists(work() / "overlap" / "final" / "model.safetensors"));
+}
+
+// Every metric of a step row that does not measure time.
+nlohmann::json without_timings(nlohmann::json row) {
+  for (auto it = row.begin(); it != row.end();) {
+    const auto& key = it.key();
+    if (key.starts_with("time_") || key.starts_with("share_") || key == "rollout_tokens_per_s") {
+      it = row.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return row;
+}
+
+TEST_F(GrpoCli, KilledWithSigkillAndResumedGivesTheUninterruptedMetrics) {
+  // The uninterrupted run, then the same run killed (SIGKILL, no chance to save) after step 7 and resumed from its
+  // newest checkpoint (step 6): every step after 6 must log exactly the same metrics, timings aside. The flags
+  // exercise the state a resume must restore: Adam moments, the data stream, the LR schedule, minibatch shuffling,
+  // and a reference that is reset during the run.
+  const std::string flags = " --set checkpoint.every_steps=3 --set checkpoint.keep_last=2 --set optimizer.schedule=COSINE"
+                            " --set optimizer.warmup_steps=2 --set grpo.minibatches_per_epoch=2 --set grpo.kl_beta=0.05"
+                            " --set grpo.reference_reset_every=4 --set eval.num_problems=0 --set logging.progress=QUIET";
+  const auto whole = run("train " + tiny_train_flags("whole", 27) + flags);
+  ASSERT_EQ(whole.exit_code, 0) << whole.output;
+  const auto dir = work() / "killed";
+  const auto command = std::string(GRPO_BINARY) + " train " + tiny_train_flags("killed", 27) + flags;
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", ("exec " + command + " > /dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait until step 7 is logged (so the newest checkpoint is step 6 and step 7 has to be redone), then SIGKILL.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline && step_rows(dir).size() < 7) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before it could be killed";
+  const auto killed_at = step_rows(dir).size();
+  ASSERT_GE(killed_at, 7u);
+  ASSERT_LT(killed_at, 27u);
+
+  const auto resumed = run("train --resume " + dir.string());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_TRUE(contains(resumed.output, "grpo train: resuming")) << resumed.output;
+  const auto a = step_rows(work() / "whole"), b = step_rows(dir);
+  ASSERT_EQ(a.size(), 27u);
+  ASSERT_EQ(b.size(), 27u) << "each step once: the lines after the checkpoint are logged again, not twice";
+  int resume_point = 0;
+  for (int s = static_cast<int>(killed_at); s >= 1; --s) {
+    if (s % 3 == 0) {
+      resume_point = s;
+      break;
+    }
+  }
+  EXPECT_LE(27 - resume_point, 27);
+  EXPECT_GE(27 - resume_point, 20) << "at least 20 steps after the resume point are compared";
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(without_timings(a[i]), without_timings(b[i])) << "step " << i + 1;
+  }
+  EXPECT_TRUE(std::any_of(a.begin(), a.end(), [](const auto& row) { return row.contains("reference_reset"); }));
+  // A folder with nothing to resume is a clear error.
+  const auto nothing = run("train --resume " + (work() / "nowhere").string());
+  EXPECT_EQ(nothing.exit_code, 2) << nothing.output;
+  EXPECT_TRUE(contains(nothing.output, "has no config.textproto")) << nothing.output;
 }
 
 TEST(RolloutWorkerCommand, RefusesAMissingTokenAndServesAHandshake) {
