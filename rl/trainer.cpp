@@ -26,6 +26,7 @@
 #include "rl/objective_config.h"
 #include "rl/rollout_setup.h"
 #include "rl/step_data.h"
+#include "rl/tensorboard/event_writer.h"
 #include "rl/trainer_state.h"
 #include "rollout/generator.h"
 #include "rollout/rollout_backend.h"
@@ -101,6 +102,8 @@ class GrpoTrainer {
   ArithmeticTask task_;
   RunFolder folder_;
   std::unique_ptr<MetricsWriter> metrics_;  // opened once a resumed run has dropped the lines after its checkpoint
+  std::unique_ptr<EventWriter> events_;     // TensorBoard; null when logging.tensorboard is off
+  void log_row(const nlohmann::ordered_json& row);
   std::unique_ptr<rollout::RolloutBackend> rollout_;
   int first_step_ = 1;             // 1, or the step after the checkpoint a resumed run starts from
   bool reference_differs_ = false;  // the reference was reset away from the initial policy
@@ -165,6 +168,7 @@ GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded, bool resume)
       torch::optim::AdamWOptions(o.lr()).betas({o.beta1(), o.beta2()}).eps(o.adam_eps()).weight_decay(o.weight_decay()));
   torch::manual_seed(cfg_.seed());
   data_state_ = task_.train_state();
+  if (cfg_.logging().tensorboard()) events_ = std::make_unique<EventWriter>(folder_.root() / "tensorboard");
   if (resume) {
     resume_from_checkpoint();
   } else {
@@ -412,8 +416,16 @@ EvalResult GrpoTrainer::evaluate_and_log(int step) {
                                 {"eval_completion_tokens_mean", result.completion_tokens_mean},
                                 {"eval_num_problems", result.num_problems},
                                 {"time_eval_s", result.seconds}};
-  metrics_->write(row);
+  log_row(row);
   return result;
+}
+
+void GrpoTrainer::log_row(const nlohmann::ordered_json& row) {
+  metrics_->write(row);
+  if (events_) {
+    const auto wall = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    events_->add_row(row, "", wall);
+  }
 }
 
 void GrpoTrainer::save_step_checkpoint(int step) {
@@ -551,7 +563,7 @@ int GrpoTrainer::run() {
     auto row = run_step(step, next);
     if (row.empty()) break;  // interrupted during the rollout: the weights are still those of the last finished step
     last_finished = step;
-    metrics_->write(row);
+    log_row(row);
     bar.update(step, fmt::format("reward {:.2f} acc {:.2f} fmt {:.2f} len {:.0f} kl {:.4f}", row["reward_mean"].get<double>(),
                                  row["accuracy"].get<double>(), row["format_rate"].get<double>(), row["completion_tokens_mean"].get<double>(),
                                  row["kl"].get<double>()));
