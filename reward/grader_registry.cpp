@@ -12,6 +12,7 @@
 
 #include "reward/accuracy_grader.h"
 #include "reward/code_grader.h"
+#include "reward/countdown_grader.h"
 #include "reward/format_grader.h"
 #include "reward/math_grader.h"
 
@@ -55,6 +56,7 @@ class Registry {
   Registry() {
     factories_.emplace("accuracy", [] { return std::make_unique<AccuracyGrader>(); });
     factories_.emplace("code", [] { return std::make_unique<CodeGrader>(); });
+    factories_.emplace("countdown", [] { return std::make_unique<CountdownGrader>(); });
     factories_.emplace("format", [] { return std::make_unique<FormatGrader>(); });
     factories_.emplace("math", [] { return std::make_unique<MathGrader>(); });
   }

@@ -19,6 +19,8 @@
 #include "rl/grader_factory.h"
 #include "rl/config/config_loader.h"
 #include "rl/evaluate.h"
+#include "rl/reward_scorer.h"
+#include "rl/tasks/task.h"
 #include "rl/model_jsonl.h"
 #include "rl/pretrain.h"
 #include "rl/runtime.h"
@@ -108,30 +110,63 @@ policy::PromptTemplate resolve_template(const config::LoadedConfig& loaded, poli
 }
 
 int eval(const cli::ParsedArgs& args) {
-  std::vector<std::string> extra = {"eval.num_problems=" + args.get_or_default("num-problems")};
+  std::vector<std::string> extra;
+  if (const auto n = args.get("num-problems")) extra.push_back("eval.num_problems=" + *n);
   if (const auto seed = args.get("seed")) extra.push_back("eval.seed=" + *seed);
+  if (const auto k = args.get("samples")) extra.push_back("eval.samples=" + *k);
+  if (const auto t = args.get("temperature")) extra.push_back("eval.temperature=" + *t);
+  if (const auto task = args.get("task")) {
+    const std::map<std::string, std::string> kinds = {{"arithmetic", "ARITHMETIC"}, {"countdown", "COUNTDOWN"}, {"jsonl", "JSONL"}};
+    const auto kind = kinds.find(*task);
+    if (kind == kinds.end()) throw cli::UsageError(fmt::format("--task: unknown task '{}'; valid: arithmetic, countdown, jsonl", *task));
+    extra.push_back("task.kind=" + kind->second);
+  }
+  if (const auto data = args.get("data")) {
+    // Every row of the file is a held-out problem.
+    extra.push_back("task.kind=JSONL");
+    extra.push_back("task.jsonl.train_file=" + *data);
+    extra.push_back("task.jsonl.eval_file=" + *data);
+    if (!args.get("num-problems")) extra.push_back("eval.num_problems=10000000");
+  }
   const auto loaded = load_config(args, "config", extra);
   const auto& cfg = loaded.config;
-  if (args.get_or_default("task") != "arithmetic") {
-    throw cli::UsageError(fmt::format("--task: unknown task '{}'; valid: arithmetic", args.get_or_default("task")));
-  }
   configure_threads(cfg.runtime().threads());
   const auto device = resolve_device(cfg.runtime().device());
   auto policy = load_model_arg(args, device);
   policy.model->eval();
-  const auto& a = cfg.task().arithmetic();
-  const ArithmeticTask task({a.min_ops(), a.max_ops(), a.max_operand(), a.max_factor(), a.max_value()}, cfg.seed(), cfg.eval().seed(),
-                            cfg.eval().num_problems());
+  std::unique_ptr<Task> task;
+  try {
+    task = make_task(cfg);
+  } catch (const std::exception& error) {
+    config::fail_at(loaded, "task", error.what());
+  }
+  const RewardScorer scorer(cfg.reward());
   const auto prompt_template = resolve_template(loaded, policy);
-  const auto result = evaluate_greedy(policy, prompt_template, task.eval_problems(),
-                                      cfg.rollout().max_new_tokens(), cfg.eval().batch_size());
+  EvalOptions options;
+  options.max_new_tokens = cfg.rollout().max_new_tokens();
+  options.batch_size = cfg.eval().batch_size();
+  options.samples = cfg.eval().samples();
+  options.temperature = cfg.eval().temperature();
+  options.seed = cfg.eval().seed();
+  const auto result = evaluate(policy, prompt_template, task->eval_problems(), scorer, options);
   nlohmann::ordered_json line = {{"accuracy", result.accuracy},
                                  {"format_rate", result.format_rate},
                                  {"num_problems", result.num_problems},
                                  {"completion_tokens_mean", result.completion_tokens_mean},
-                                 {"seed", cfg.eval().seed()},
-                                 {"model", args.get_or_default("model")},
-                                 {"seconds", result.seconds}};
+                                 {"completion_tokens_median", result.completion_tokens_median},
+                                 {"completion_tokens_p90", result.completion_tokens_p90},
+                                 {"completion_tokens_max", result.completion_tokens_max},
+                                 {"truncated_fraction", result.truncated_fraction}};
+  if (result.samples > 0) {
+    line["samples"] = result.samples;
+    line["pass_at_1"] = result.pass_at_1;
+    line[fmt::format("pass_at_{}", result.samples)] = result.pass_at_k;
+    line[fmt::format("maj_at_{}", result.samples)] = result.maj_at_k;
+  }
+  line["task"] = task->describe();
+  line["seed"] = cfg.eval().seed();
+  line["model"] = args.get_or_default("model");
+  line["seconds"] = result.seconds;
   std::cout << line.dump() << std::endl;
   return kExitSuccess;
 }
@@ -383,16 +418,24 @@ std::vector<Command> make_commands() {
                     {kSetOption, {"output", "DIR", "where to write the checkpoint (pretrain.output)", "", false, false}},
                     {"pretrain examples/r1_zero_arithmetic.textproto", "pretrain --output runs/base/model --set pretrain.steps=3000"}},
                    pretrain});
-  table.push_back({{"eval", "greedy accuracy and format compliance of a checkpoint",
-                    "Decodes greedily on held-out generated problems and prints one JSON line with accuracy and format_rate.",
+  table.push_back({{"eval", "accuracy of a checkpoint on held-out problems: greedy, pass@1 over k samples, pass@k, maj@k",
+                    "Decodes greedily on held-out problems (generated arithmetic or Countdown, or every row of a JSON Lines file) and "
+                    "prints one JSON line with accuracy, format_rate and completion-length statistics; with --samples K also "
+                    "pass_at_1 (averaged over the K samples), pass_at_K and maj_at_K. Answers are checked by each problem's grader, "
+                    "as in training.",
                     {},
                     {{"model", "DIR", "checkpoint folder (Hugging Face layout)", "", false, true},
-                     {"task", "NAME", "task to evaluate on (arithmetic)", "arithmetic", false, false},
-                     {"num-problems", "N", "number of held-out problems", std::to_string(defaults.eval().num_problems()), false, false},
-                     {"seed", "S", "seed of the held-out set", std::to_string(defaults.eval().seed()), false, false},
-                     {"config", "FILE", "take task and decoding settings from this run config", "", false, false},
+                     {"task", "NAME", "arithmetic, countdown or jsonl (default: the config's task.kind)", "", false, false},
+                     {"data", "FILE", "a JSON Lines file of problems (as task.jsonl), all of them held out", "", false, false},
+                     {"num-problems", "N", "number of held-out problems (eval.num_problems)", "", false, false},
+                     {"samples", "K", "sampled completions per problem for pass@1/pass@K/maj@K (eval.samples)", "", false, false},
+                     {"temperature", "T", "temperature of those samples (eval.temperature)", "", false, false},
+                     {"seed", "S", "seed of the held-out set and the samples (eval.seed)", "", false, false},
+                     {"config", "FILE", "take task, reward and decoding settings from this run config", "", false, false},
                      kSetOption},
-                    {"eval --model runs/r1zero-arithmetic/final --num-problems 200"}},
+                    {"eval --model runs/r1zero-arithmetic/final --num-problems 200",
+                     "eval --model runs/r1zero-arithmetic/final --samples 8 --temperature 1",
+                     "eval --model ~/models/Qwen2.5-0.5B --data gsm8k_test.jsonl --config examples/qwen_gsm8k.textproto"}},
                    eval});
   table.push_back({{"generate", "sample completions for a prompt",
                     "Applies the prompt template and prints one JSON line per sampled completion.",

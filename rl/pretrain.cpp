@@ -117,7 +117,12 @@ int run_pretraining(const config::LoadedConfig& loaded) {
   const auto policy = policy::make_policy(model, tokenizer);
   policy::save_policy(pre.output(), policy);
   model->eval();
-  const auto base = evaluate_greedy(policy, prompt_template, task.eval_problems(), cfg.rollout().max_new_tokens(), cfg.eval().batch_size());
+  std::vector<Problem> held_out;
+  for (const auto& p : task.eval_problems()) held_out.push_back({p.expression, p.answer, "accuracy", ""});
+  EvalOptions options;
+  options.max_new_tokens = cfg.rollout().max_new_tokens();
+  options.batch_size = cfg.eval().batch_size();
+  const auto base = evaluate(policy, prompt_template, held_out, RewardScorer(cfg.reward()), options);
   std::cout << fmt::format("base checkpoint: {}\n", pre.output());
   std::cout << fmt::format("{{\"accuracy\": {:.4f}, \"format_rate\": {:.4f}, \"completion_tokens_mean\": {:.2f}, \"num_problems\": {}, \"final_loss\": {:.4f}}}\n",
                            base.accuracy, base.format_rate, base.completion_tokens_mean, base.num_problems, smoothed_loss);

@@ -11,14 +11,14 @@
 
 #include <torch/torch.h>
 
-#include "rl/tasks/arithmetic_task.h"
+#include "rl/tasks/task.h"
 #include "rollout/generator.h"
 
 namespace grpo::rl {
 
 struct StepData {
   std::int64_t group_size = 0;                        // G
-  std::vector<ArithmeticProblem> problems;            // P
+  std::vector<Problem> problems;                      // P
   std::vector<std::string> prompt_texts;              // P
   std::vector<std::vector<std::int64_t>> prompt_ids;  // B (repeated per sample)
   rollout::GenerationResult generation;               // B completions, prompt-major

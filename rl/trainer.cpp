@@ -22,7 +22,8 @@
 #include "rl/progress_bar.h"
 #include "rl/run_folder.h"
 #include "rl/runtime.h"
-#include "rl/tasks/arithmetic_task.h"
+#include "rl/reward_scorer.h"
+#include "rl/tasks/task.h"
 #include "rl/objective_config.h"
 #include "rl/rollout_setup.h"
 #include "rl/step_data.h"
@@ -37,10 +38,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-ArithmeticSettings arithmetic_settings(const config::ArithmeticTaskConfig& c) {
-  return {c.min_ops(), c.max_ops(), c.max_operand(), c.max_factor(), c.max_value()};
-}
-
 double scheduled_lr(const config::OptimizerConfig& c, int step, int total_steps) {
   // step counts from 1. Linear warmup, then constant, cosine or linear decay to zero at the last step.
   if (c.warmup_steps() > 0 && step <= c.warmup_steps()) return c.lr() * step / c.warmup_steps();
@@ -53,11 +50,6 @@ double scheduled_lr(const config::OptimizerConfig& c, int step, int total_steps)
     default: return c.lr();
   }
 }
-
-struct WeightedGrader {
-  std::unique_ptr<reward::Grader> grader;
-  double weight;
-};
 
 // A step's rollout on its way: the prompts drawn for it and the backend's future batch.
 struct PendingRollout {
@@ -98,8 +90,8 @@ class GrpoTrainer {
   policy::LlamaForCausalLM reference_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   policy::PromptTemplate template_;
-  std::vector<WeightedGrader> graders_;
-  ArithmeticTask task_;
+  RewardScorer scorer_;
+  std::unique_ptr<Task> task_;
   RunFolder folder_;
   std::unique_ptr<MetricsWriter> metrics_;  // opened once a resumed run has dropped the lines after its checkpoint
   std::unique_ptr<EventWriter> events_;     // TensorBoard; null when logging.tensorboard is off
@@ -133,6 +125,22 @@ policy::PromptTemplate template_or_explain(const config::LoadedConfig& loaded, p
   }
 }
 
+RewardScorer scorer_or_explain(const config::LoadedConfig& loaded) {
+  try {
+    return RewardScorer(loaded.config.reward());
+  } catch (const std::exception& error) {  // unknown name, plug-in that does not load, bad address
+    config::fail_at(loaded, "reward.graders", error.what());
+  }
+}
+
+std::unique_ptr<Task> task_or_explain(const config::LoadedConfig& loaded) {
+  try {
+    return make_task(loaded.config);
+  } catch (const std::exception& error) {  // bad settings, unreadable or malformed dataset
+    config::fail_at(loaded, "task", error.what());
+  }
+}
+
 RunFolder make_folder(const config::LoadedConfig& loaded) {
   try {
     return RunFolder(std::filesystem::path(loaded.config.output_dir()) / loaded.config.name());
@@ -147,16 +155,11 @@ GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded, bool resume)
       device_(resolve_device(cfg_.runtime().device())),
       policy_(load_or_explain(loaded, device_)),
       template_(template_or_explain(loaded, policy_)),
-      task_(arithmetic_settings(cfg_.task().arithmetic()), cfg_.seed(), cfg_.eval().seed(), cfg_.eval().num_problems()),
+      scorer_(scorer_or_explain(loaded)),
+      task_(task_or_explain(loaded)),
       folder_(make_folder(loaded)),
       rollout_(make_rollout_backend(loaded, policy_, folder_.root())) {
-  for (const auto& entry : cfg_.reward().graders()) {
-    try {
-      graders_.push_back({make_configured_grader(entry), entry.weight()});
-    } catch (const std::exception& error) {  // unknown name, plug-in that does not load, bad address
-      config::fail_at(loaded, "reward.graders", error.what());
-    }
-  }
+  std::cerr << fmt::format("grpo train: task: {}\n", task_->describe());
   if (needs_reference(cfg_.grpo())) {  // β = 0 holds no reference model at all
     reference_ = policy::clone_model(policy_.model);
     reference_->eval();
@@ -167,7 +170,7 @@ GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded, bool resume)
       policy_.model->parameters(),
       torch::optim::AdamWOptions(o.lr()).betas({o.beta1(), o.beta2()}).eps(o.adam_eps()).weight_decay(o.weight_decay()));
   torch::manual_seed(cfg_.seed());
-  data_state_ = task_.train_state();
+  data_state_ = task_->train_state();
   if (cfg_.logging().tensorboard()) events_ = std::make_unique<EventWriter>(folder_.root() / "tensorboard");
   if (resume) {
     resume_from_checkpoint();
@@ -191,7 +194,7 @@ void GrpoTrainer::resume_from_checkpoint() {
     for (const auto& item : saved.model->named_parameters()) target[item.key()].copy_(item.value());
   }
   const auto state = load_trainer_state(*checkpoint, *optimizer_, reference_ ? &reference_ : nullptr, device_);
-  task_.restore_train_state(state.data_state);
+  task_->restore_train_state(state.data_state);
   data_state_ = state.data_state;
   reference_differs_ = state.reference_differs;
   first_step_ = state.step + 1;
@@ -215,8 +218,8 @@ PendingRollout GrpoTrainer::start_rollout(int step, std::int64_t policy_version)
   data.group_size = r.group_size();
   rollout::GenerationRequest request;
   for (int p = 0; p < r.prompts_per_step(); ++p) {
-    data.problems.push_back(task_.next_train_problem());
-    data.prompt_texts.push_back(template_.apply(data.problems.back().expression));
+    data.problems.push_back(task_->next_train_problem());
+    data.prompt_texts.push_back(template_.apply(data.problems.back().question));
     request.prompts.push_back(policy::encode_prompt(policy_, data.prompt_texts.back()));
     for (int g = 0; g < r.group_size(); ++g) data.prompt_ids.push_back(request.prompts.back());
   }
@@ -238,41 +241,12 @@ StepData GrpoTrainer::finish_rollout(PendingRollout& pending) {
 }
 
 void GrpoTrainer::score_phase(StepData& data) {
-  const auto P = data.prompts();
-  const auto G = data.group_size;
-  const auto count = static_cast<std::size_t>(data.samples());
-  std::vector<std::string> texts(count);
-  std::vector<reward::GradeInput> inputs;
-  for (std::size_t i = 0; i < count; ++i) {
-    texts[i] = policy_.tokenizer->decode(data.generation.completions[i].tokens, /*skip_special_tokens=*/true);
-  }
-  for (std::size_t i = 0; i < count; ++i) {
-    const auto p = i / static_cast<std::size_t>(G);
-    inputs.push_back({data.prompt_texts[p], texts[i], data.problems[p].answer});
-  }
-  data.rewards = torch::zeros({P, G}, torch::kFloat64);
-  data.scorable = torch::ones({P, G}, torch::kBool);
-  auto rewards_a = data.rewards.accessor<double, 2>();
-  auto scorable_a = data.scorable.accessor<bool, 2>();
-  for (const auto& [grader, weight] : graders_) {
-    const auto results = grader->grade_batch(inputs);
-    double sum = 0.0, n = 0.0;
-    std::map<std::string, double> part_sums;  // a grader's named components, logged as "<grader>/<component>"
-    for (std::size_t i = 0; i < count; ++i) {
-      const auto p = static_cast<std::int64_t>(i) / G, g = static_cast<std::int64_t>(i) % G;
-      if (!results[i].scorable) {
-        scorable_a[p][g] = false;
-        continue;
-      }
-      rewards_a[p][g] += weight * results[i].score;
-      sum += results[i].score;
-      n += 1.0;
-      for (const auto& part : results[i].components) part_sums[part.name] += part.score;
-    }
-    const std::string name(grader->name());
-    data.component_means[name] = n > 0 ? sum / n : 0.0;
-    for (const auto& [part, part_sum] : part_sums) data.component_means[name + "/" + part] = part_sum / n;
-  }
+  std::vector<std::string> texts;
+  for (const auto& c : data.generation.completions) texts.push_back(policy_.tokenizer->decode(c.tokens, /*skip_special_tokens=*/true));
+  auto scores = scorer_.score(data.problems, data.prompt_texts, texts, data.group_size);
+  data.rewards = std::move(scores.rewards);
+  data.scorable = std::move(scores.scorable);
+  data.component_means = std::move(scores.component_means);
 }
 
 void GrpoTrainer::dynamic_sampling_phase(StepData& data, int step, nlohmann::ordered_json& row) {
@@ -407,15 +381,28 @@ nlohmann::ordered_json GrpoTrainer::update_phase(const SequenceBatch& batch, con
 
 EvalResult GrpoTrainer::evaluate_and_log(int step) {
   policy_.model->eval();
-  const auto result = evaluate_greedy(policy_, template_, task_.eval_problems(), cfg_.rollout().max_new_tokens(),
-                                      cfg_.eval().batch_size());
+  EvalOptions options;
+  options.max_new_tokens = cfg_.rollout().max_new_tokens();
+  options.batch_size = cfg_.eval().batch_size();
+  options.samples = cfg_.eval().samples();
+  options.temperature = cfg_.eval().temperature();
+  options.seed = cfg_.eval().seed();
+  const auto result = evaluate(policy_, template_, task_->eval_problems(), scorer_, options);
   policy_.model->train();
   nlohmann::ordered_json row = {{"step", step},
                                 {"eval_accuracy", result.accuracy},
                                 {"eval_format_rate", result.format_rate},
                                 {"eval_completion_tokens_mean", result.completion_tokens_mean},
-                                {"eval_num_problems", result.num_problems},
-                                {"time_eval_s", result.seconds}};
+                                {"eval_completion_tokens_p90", result.completion_tokens_p90},
+                                {"eval_truncated_fraction", result.truncated_fraction},
+                                {"eval_num_problems", result.num_problems}};
+  if (result.samples > 0) {
+    row["eval_samples"] = result.samples;
+    row["eval_pass_at_1"] = result.pass_at_1;
+    row[fmt::format("eval_pass_at_{}", result.samples)] = result.pass_at_k;
+    row[fmt::format("eval_maj_at_{}", result.samples)] = result.maj_at_k;
+  }
+  row["time_eval_s"] = result.seconds;
   log_row(row);
   return result;
 }
@@ -534,7 +521,7 @@ nlohmann::ordered_json GrpoTrainer::run_step(int step, std::optional<PendingRoll
     row[fmt::format("share_{}", name)] = seconds / std::max(time_step, 1e-9);
   }
   // The data stream as this step leaves it (without overlap nothing of the next step has been drawn yet).
-  if (!next) data_state_ = task_.train_state();
+  if (!next) data_state_ = task_->train_state();
   row["rollout_staleness"] = static_cast<double>(step - 1 - oldest_version);
   row["rollout_workers_failed"] = rollout_stats.workers_failed;
   row["rollout_prompts_reassigned"] = rollout_stats.reassigned_prompts;
@@ -544,7 +531,7 @@ nlohmann::ordered_json GrpoTrainer::run_step(int step, std::optional<PendingRoll
 int GrpoTrainer::run() {
   std::cout << "grpo train: resolved config (saved to " << folder_.config_file().string() << ")\n"
             << config::to_textproto(cfg_) << std::flush;
-  const bool has_eval = cfg_.eval().num_problems() > 0;
+  const bool has_eval = !task_->eval_problems().empty();
   EvalResult base;
   if (has_eval && first_step_ > 1) {
     base = base_eval_;  // a resumed run's base figures are in its metrics

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace {
@@ -435,6 +436,34 @@ TEST_F(GrpoCli, KilledWithSigkillAndResumedGivesTheUninterruptedMetrics) {
   const auto nothing = run("train --resume " + (work() / "nowhere").string());
   EXPECT_EQ(nothing.exit_code, 2) << nothing.output;
   EXPECT_TRUE(contains(nothing.output, "has no config.textproto")) << nothing.output;
+}
+
+TEST_F(GrpoCli, JsonlDatasetTrainsAndEvaluatesAndMalformedRowsAreNamed) {
+  std::string rows;
+  for (int i = 1; i <= 12; ++i) rows += fmt::format("{{\"question\": \"{}+{}*2-1\", \"answer\": {}, \"grader\": \"math\"}}\n", i, i, i + 2 * i - 1);
+  const auto data = write("rows.jsonl", rows);
+  const std::string dataset = " --set task.kind=JSONL --set task.jsonl.train_file=" + data + " --set task.jsonl.eval_file=" + data +
+                              " --set task.jsonl.prompt_field=question";
+  const auto trained = run("train " + tiny_train_flags("jsonl", 2) + dataset);
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  EXPECT_TRUE(contains(trained.output, "rows.jsonl: 12 rows")) << trained.output;
+  const auto steps = step_rows(work() / "jsonl");
+  ASSERT_EQ(steps.size(), 2u);
+  EXPECT_TRUE(steps[0].contains("accuracy"));  // the rows' own grader (math) is the accuracy term
+
+  const auto evaluated = run("eval --model " + (work() / "jsonl" / "final").string() + " --data " + data +
+                             " --set task.jsonl.prompt_field=question --samples 3 --temperature 1");
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
+  const auto line = nlohmann::json::parse(evaluated.output.substr(evaluated.output.find('{')));
+  EXPECT_EQ(line["num_problems"], 12);
+  for (const char* key : {"accuracy", "pass_at_1", "pass_at_3", "maj_at_3", "completion_tokens_median"}) EXPECT_TRUE(line.contains(key)) << key;
+  EXPECT_LE(line["pass_at_1"].get<double>(), line["pass_at_3"].get<double>());
+
+  const auto bad = write("bad.jsonl", "{\"question\": \"1+1\", \"answer\": \"2\"}\n{\"question\": \"oops\"}\n");
+  const auto refused = run("train " + tiny_train_flags("bad_jsonl", 1) + " --set task.kind=JSONL --set task.jsonl.train_file=" + bad +
+                           " --set task.jsonl.prompt_field=question");
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_TRUE(contains(refused.output, "bad.jsonl:2: no string or number field 'answer'")) << refused.output;
 }
 
 TEST(RolloutWorkerCommand, RefusesAMissingTokenAndServesAHandshake) {
