@@ -28,6 +28,7 @@
 #include "rollout/generator.h"
 #include "rollout/remote/worker_server.h"
 #include "rollout/wire/frame.h"
+#include "rl/ablate.h"
 #include "rl/bench/rollout_bench.h"
 #include "rl/rollout_setup.h"
 
@@ -395,6 +396,19 @@ int bench(const cli::ParsedArgs& args) {
   throw cli::UsageError(fmt::format("unknown benchmark '{}'; valid: rollout, failover", which));
 }
 
+int ablate(const cli::ParsedArgs& args) {
+  AblateOptions options;
+  options.set_file = *args.get("set-file");
+  if (const auto out = args.get("output")) options.output = *out;
+  options.grpo_binary = std::filesystem::read_symlink("/proc/self/exe");
+  options.jobs = static_cast<int>(args.get_int("jobs"));
+  if (options.jobs < 1 || options.jobs > 64) throw cli::UsageError(fmt::format("--jobs must be in [1, 64], got {}", options.jobs));
+  if (const auto seeds = args.get("seeds")) options.seeds = static_cast<int>(args.get_int("seeds"));
+  options.overrides = args.get_all("set");
+  install_interrupt_handlers();
+  return run_ablation(options);
+}
+
 std::vector<Command> make_commands() {
   const auto& defaults = config::RunConfig::default_instance();
   std::vector<Command> table;
@@ -517,6 +531,18 @@ std::vector<Command> make_commands() {
                      {"threads", "N", "intra-op threads (0: every core)", "0", false, false}},
                     {"rollout-worker --model examples/base_policy --token-file ~/.grpo-token --listen 0.0.0.0:7000"}},
                    rollout_worker});
+  table.push_back({{"ablate", "run an ablation set over several seeds and write a report",
+                    "Runs every variant of the set (examples/ablations/*.textproto: a base run config and per-variant overrides) once per "
+                    "seed, each as its own `grpo train`, then writes report.md with final held-out accuracy (mean ± std over seeds), steps "
+                    "and wall time to the target accuracy, and SVG plots of accuracy, reward and completion length against the step. Runs "
+                    "that already finished are kept, so an interrupted ablation continues where it stopped.",
+                    {{"set-file", "an ablation set (text format, message AblationSet in rl/config/run_config.proto)", true}},
+                    {{"output", "DIR", "where runs, logs and the report go (default runs/ablate-<set name>)", "", false, false},
+                     {"seeds", "N", "seeds per variant (default: the set's)", "", false, false},
+                     {"jobs", "N", "runs at once", "1", false, false},
+                     kSetOption},
+                    {"ablate examples/ablations/group_size.textproto", "ablate examples/ablations/kl_beta.textproto --seeds 2 --set steps=40"}},
+                   ablate});
   table.push_back({{"bench", "benchmarks that print our figures beside a peer's, as one JSON line",
                     "rollout: our rollout engine and transformers' generate (run with --python, from PyPI) on the same weights, prompts, "
                     "batch and number of new tokens (EOS ignored), side by side; prints ours_tokens_per_s, hf_tokens_per_s, their ratio "
