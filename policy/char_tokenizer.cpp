@@ -129,6 +129,25 @@ void check_absent(const std::filesystem::path& file, const Json& config, std::st
   }
 }
 
+// transformers 5 writes this post-processor into tokenizers it saves even when they add nothing: $A alone, $A $B for
+// pairs, no special tokens. It changes no encoding, so it is accepted; any other post-processor adds tokens.
+bool is_identity_template(const Json& value) {
+  if (!value.is_object() || value.value("type", "") != "TemplateProcessing") return false;
+  const auto sequence_only = [](const Json* items, std::vector<std::string> ids) {
+    if (items == nullptr || !items->is_array() || items->size() != ids.size()) return false;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const auto& item = (*items)[i];
+      if (!item.is_object() || !item.contains("Sequence") || !item["Sequence"].is_object() || item["Sequence"].value("id", "") != ids[i]) {
+        return false;
+      }
+    }
+    return true;
+  };
+  const Json* special = find_field(value, "special_tokens");
+  return sequence_only(find_field(value, "single"), {"A"}) && sequence_only(find_field(value, "pair"), {"A", "B"}) &&
+         (special == nullptr || (special->is_object() && special->empty()));
+}
+
 void check_pre_tokenizer_and_decoder(const std::filesystem::path& file, const Json& config) {
   const Json* pre_tokenizer = find_field(config, "pre_tokenizer");
   if (pre_tokenizer != nullptr && !is_per_character_split(*pre_tokenizer)) {
@@ -347,7 +366,9 @@ CharTokenizer CharTokenizer::load(const std::filesystem::path& dir) {
     // The model first: for a byte-level BPE file, "has N merges" is the message that says what to use instead.
     const ModelSpec model = check_model(file, config);
     check_absent(file, config, "normalizer", "it implements no normalizer");
-    check_absent(file, config, "post_processor", "it adds no tokens around the text");
+    if (const Json* post = find_field(config, "post_processor"); post == nullptr || !is_identity_template(*post)) {
+      check_absent(file, config, "post_processor", "it adds no tokens around the text");
+    }
     check_absent(file, config, "truncation", "sequences are cut by the caller");
     check_absent(file, config, "padding", "batches are padded by the caller");
     check_pre_tokenizer_and_decoder(file, config);

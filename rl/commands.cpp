@@ -396,6 +396,35 @@ int bench(const cli::ParsedArgs& args) {
   throw cli::UsageError(fmt::format("unknown benchmark '{}'; valid: rollout, failover", which));
 }
 
+int dataset(const cli::ParsedArgs& args) {
+  const auto loaded = load_config(args, "config");
+  std::unique_ptr<Task> task;
+  try {
+    task = make_task(loaded.config);
+  } catch (const std::exception& error) {
+    config::fail_at(loaded, "task", error.what());
+  }
+  const auto count = args.get_int("count");
+  if (count < 0) throw cli::UsageError("--count must not be negative");
+  // The prompt as the trainer writes it needs the checkpoint's tokenizer (for chat templates); the embedded
+  // templates need none.
+  const auto& name = loaded.config.task().prompt_template();
+  std::optional<policy::PromptTemplate> prompt_template;
+  if (name != "chat") prompt_template = policy::prompt_template(name);
+  auto write = [&](const Problem& p, const char* split) {
+    nlohmann::ordered_json line = {{"split", split}, {"question", p.question}, {"answer", p.reference}, {"grader", p.grader}};
+    if (prompt_template) line["prompt"] = prompt_template->apply(p.question);
+    if (!p.metadata.empty()) line["metadata"] = nlohmann::json::parse(p.metadata);
+    std::cout << line.dump() << '\n';
+  };
+  for (long long i = 0; i < count; ++i) write(task->next_train_problem(), "train");
+  if (args.flag("eval")) {
+    for (const auto& p : task->eval_problems()) write(p, "eval");
+  }
+  std::cout.flush();
+  return kExitSuccess;
+}
+
 int ablate(const cli::ParsedArgs& args) {
   AblateOptions options;
   options.set_file = *args.get("set-file");
@@ -531,6 +560,16 @@ std::vector<Command> make_commands() {
                      {"threads", "N", "intra-op threads (0: every core)", "0", false, false}},
                     {"rollout-worker --model examples/base_policy --token-file ~/.grpo-token --listen 0.0.0.0:7000"}},
                    rollout_worker});
+  table.push_back({{"dataset", "write a task's problems as JSON Lines (the training stream, then the held-out set)",
+                    "Prints the first --count problems of the config's training stream (in the order a run draws them) and, with --eval, "
+                    "the held-out set, one JSON line each: split, question, answer, grader and the prompt as the template writes it. For "
+                    "looking at a generated task, or training another framework on the same data (bench/trl_side_by_side.py).",
+                    {{"config", "a run config (default: the embedded default's task)", false}},
+                    {{"count", "N", "training problems to write", "100", false, false},
+                     {"eval", "", "also write the held-out problems", "", false, false},
+                     kSetOption},
+                    {"dataset examples/r1_zero_arithmetic.textproto --count 5", "dataset --set task.kind=COUNTDOWN --count 3 --eval"}},
+                   dataset});
   table.push_back({{"ablate", "run an ablation set over several seeds and write a report",
                     "Runs every variant of the set (examples/ablations/*.textproto: a base run config and per-variant overrides) once per "
                     "seed, each as its own `grpo train`, then writes report.md with final held-out accuracy (mean ± std over seeds), steps "

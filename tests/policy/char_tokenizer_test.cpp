@@ -491,3 +491,23 @@ TEST_F(CharTokenizerTest, AgreesWithHuggingFaceTokenizersOnLoadedVariants) {
 
 }  // namespace
 }  // namespace grpo::policy
+
+namespace grpo::policy {
+namespace {
+
+TEST_F(CharTokenizerTest, IdentityTemplateProcessingAsTransformersSavesItIsAccepted) {
+  // transformers 5 adds this post-processor to every tokenizer it saves (a TRL-trained policy has it); it adds nothing.
+  auto json = embedded_json();
+  json["post_processor"] = Json::parse(R"({"type": "TemplateProcessing", "single": [{"Sequence": {"id": "A", "type_id": 0}}],
+      "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}], "special_tokens": {}})");
+  write("tokenizer.json", json);
+  const auto loaded = CharTokenizer::load(dir_);
+  EXPECT_EQ(loaded.encode("2+3"), CharTokenizer::make_embedded().encode("2+3"));
+  // One that adds a token is still refused.
+  json["post_processor"]["single"] = Json::parse(R"([{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}])");
+  write("tokenizer.json", json);
+  expect_load_error("post_processor 'TemplateProcessing' is not supported by CharTokenizer");
+}
+
+}  // namespace
+}  // namespace grpo::policy
