@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/autocast.h"
 #include "kernels/cpu_decode_ops.h"
 #include "kernels/decode_attention.h"
 
@@ -158,12 +159,52 @@ LlamaBackboneImpl::LlamaBackboneImpl(const ModelConfig& config, torch::Dtype dty
   rotary_ = register_module("rotary_emb", RotaryEmbedding(config));
 }
 
+namespace {
+
+// One decoder layer whose forward keeps no activations: backward recomputes them from the saved input (the reentrant
+// checkpoint of torch.utils.checkpoint). The layer's parameter gradients accumulate during that inner backward, as
+// they do in PyTorch; only the input's gradient is returned. Layers are deterministic (no dropout): the recomputed
+// activations equal the first ones.
+class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin,
+                               const torch::Tensor& mask, LlamaDecoderLayerImpl* layer, std::int64_t index) {
+    ctx->save_for_backward({h, cos, sin, mask});
+    // The layer outlives the graph (the model owns it); autograd's context stores integers, not pointers.
+    ctx->saved_data["layer"] = static_cast<std::int64_t>(reinterpret_cast<std::intptr_t>(layer));
+    ctx->saved_data["index"] = index;
+    const auto autocast = kernels::AutocastState::capture(h.device().type());
+    ctx->saved_data["autocast"] = autocast.enabled;
+    ctx->saved_data["autocast_dtype"] = static_cast<std::int64_t>(autocast.dtype);
+    return layer->forward(h, cos, sin, mask, nullptr, index);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    auto* layer = reinterpret_cast<LlamaDecoderLayerImpl*>(static_cast<std::intptr_t>(ctx->saved_data["layer"].toInt()));
+    const auto input = saved[0].detach().requires_grad_(true);
+    torch::Tensor output;
+    {
+      torch::AutoGradMode enable(true);
+      const kernels::AutocastGuard autocast(input.device().type(), ctx->saved_data["autocast"].toBool(),
+                                            static_cast<c10::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
+      output = layer->forward(input, saved[1], saved[2], saved[3], nullptr, ctx->saved_data["index"].toInt());
+    }
+    torch::autograd::backward({output}, {grads[0]});
+    return {input.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
 torch::Tensor LlamaBackboneImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
                                          const torch::Tensor& mask, KvCache* cache) {
   auto h = embed_tokens(input_ids);
   const auto [cos, sin] = rotary_(position_ids);
+  const bool checkpoint = gradient_checkpointing && cache == nullptr && mask.defined() && torch::GradMode::is_enabled();
   for (std::int64_t i = 0; i < static_cast<std::int64_t>(layers->size()); ++i) {
-    h = layers[i]->as<LlamaDecoderLayer>()->forward(h, cos, sin, mask, cache, i);
+    auto* layer = layers[i]->as<LlamaDecoderLayer>();
+    h = checkpoint ? CheckpointedLayer::apply(h, cos, sin, mask, layer, i) : layer->forward(h, cos, sin, mask, cache, i);
   }
   if (cache != nullptr) cache->length += input_ids.size(1);
   return norm(h);
@@ -187,6 +228,10 @@ torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& input_ids, cons
 torch::Tensor LlamaForCausalLMImpl::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
                                                   const torch::Tensor& mask, KvCache* cache) {
   return model->forward(input_ids, position_ids, mask, cache);
+}
+
+torch::Tensor LlamaForCausalLMImpl::output_weight() const {
+  return config_.tie_word_embeddings ? model->embed_tokens->weight : lm_head->weight;
 }
 
 torch::Tensor LlamaForCausalLMImpl::logits(const torch::Tensor& hidden) {

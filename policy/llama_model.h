@@ -118,6 +118,10 @@ class LlamaBackboneImpl : public torch::nn::Module {
   LlamaBackboneImpl(const ModelConfig& config, torch::Dtype dtype);
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids, const torch::Tensor& mask, KvCache* cache);
   Embedding embed_tokens{nullptr};
+  // Gradient checkpointing: in a training forward (grad mode on, no cache) each decoder layer keeps only its input,
+  // and backward runs the layer again to get what it needs: activation memory of one layer instead of all, for one
+  // more forward pass.
+  bool gradient_checkpointing = false;
 
  private:
   torch::nn::ModuleList layers{nullptr};
@@ -139,6 +143,9 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& position_ids, const torch::Tensor& mask,
                               KvCache* cache = nullptr);
   torch::Tensor logits(const torch::Tensor& hidden);
+  // The output projection's weight [V, C] (the embedding's when tied), for ops that fuse it with what follows.
+  torch::Tensor output_weight() const;
+  void set_gradient_checkpointing(bool on) { model->gradient_checkpointing = on; }
 
   // A cache for `batch_size` sequences of up to `capacity` positions, on the model's device and dtype.
   KvCache make_cache(std::int64_t batch_size, std::int64_t capacity) const;

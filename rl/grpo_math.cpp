@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "kernels/grpo_token_loss.h"
+
 namespace grpo::rl {
 namespace {
 
@@ -68,13 +70,13 @@ torch::Tensor sequence_kl(const torch::Tensor& old_logprobs, const torch::Tensor
 }
 
 torch::Tensor aggregate_loss(const torch::Tensor& token_loss, const torch::Tensor& mask, LossAggregation aggregation, double token_budget,
-                             double global_tokens) {
+                             double global_tokens, double global_sequences) {
   const auto m = mask.to(token_loss.scalar_type());
   const auto masked = token_loss * m;
-  const auto sequences = static_cast<double>(std::max<std::int64_t>(token_loss.size(0), 1));
+  const auto sequences = global_sequences > 0.0 ? global_sequences : static_cast<double>(std::max<std::int64_t>(token_loss.size(0), 1));
   switch (aggregation) {
     case LossAggregation::kSeqMeanTokenMean:
-      return (masked.sum(1) / m.sum(1).clamp_min(1.0)).mean();
+      return (masked.sum(1) / m.sum(1).clamp_min(1.0)).sum() / sequences;
     case LossAggregation::kTokenMean:
       if (global_tokens > 0.0) return masked.sum() / global_tokens;
       return masked.sum() / m.sum().clamp_min(1.0);
@@ -84,10 +86,21 @@ torch::Tensor aggregate_loss(const torch::Tensor& token_loss, const torch::Tenso
       TORCH_CHECK(token_budget > 0.0, "seq_mean_token_sum_norm needs the token budget (L_budget)");
       return masked.sum() / (sequences * token_budget);
     case LossAggregation::kSeqMeanTokenSum:
-      return masked.sum(1).mean();
+      return masked.sum() / sequences;
   }
   TORCH_CHECK(false, "unknown loss aggregation");
 }
+
+namespace {
+kernels::KlKind kernel_kl_kind(KlEstimator estimator) {
+  switch (estimator) {
+    case KlEstimator::kK1: return kernels::KlKind::kK1;
+    case KlEstimator::kK2: return kernels::KlKind::kK2;
+    case KlEstimator::kK3: return kernels::KlKind::kK3;
+  }
+  TORCH_CHECK(false, "unknown KL estimator");
+}
+}  // namespace
 
 PolicyLoss policy_loss(const PolicyLossInputs& in, const PolicyLossParams& params) {
   const auto& logp = in.logprobs;
@@ -98,45 +111,53 @@ PolicyLoss policy_loss(const PolicyLossInputs& in, const PolicyLossParams& param
   const auto tokens = m.sum().clamp_min(1.0);
   const auto adv = in.advantages.to(logp.scalar_type()).unsqueeze(1);  // [B, 1]
 
-  auto log_ratio = logp - in.old_logprobs;
-  if (params.ratio_level == RatioLevel::kSequence) {
-    log_ratio = ((log_ratio * m).sum(-1) / m.sum(-1).clamp_min(1.0)).unsqueeze(-1);  // [B, 1]
-  }
-  const auto ratio = log_ratio.exp();
-  const auto unclipped = -adv * ratio;
-  const auto clipped = -adv * ratio.clamp(1.0 - params.clip_eps_low, 1.0 + params.clip_eps_high);
-  auto surrogate = torch::max(unclipped, clipped);
-  torch::Tensor dual_capped;
-  if (params.dual_clip > 0.0) {
-    TORCH_CHECK(params.dual_clip > 1.0, "dual_clip must exceed 1 (verl uses 3), got ", params.dual_clip);
-    const auto cap = -adv * params.dual_clip;
-    dual_capped = (adv < 0) & (surrogate > cap);
-    surrogate = torch::where(adv < 0, torch::min(cap, surrogate), surrogate);
-  }
+  TORCH_CHECK(params.dual_clip == 0.0 || params.dual_clip > 1.0, "dual_clip must exceed 1 (verl uses 3), got ", params.dual_clip);
+  TORCH_CHECK(params.kl_beta == 0.0 || in.ref_logprobs.defined(), "kl_beta != 0 needs reference log-probs");
   PolicyLoss out;
+  torch::Tensor tis_weight;  // truncated importance weight per token, detached
   if (params.tis_cap > 0.0) {
     TORCH_CHECK(in.rollout_logprobs.defined(), "tis_cap > 0 needs the rollout engine's log-probs");
     const auto raw = (in.old_logprobs - in.rollout_logprobs).exp().detach();
-    surrogate = surrogate * raw.clamp_max(params.tis_cap);
+    tis_weight = raw.clamp_max(params.tis_cap);
     out.tis_capped_fraction = token_mean((raw > params.tis_cap).to(m.scalar_type()), m, tokens);
   }
-  auto token_loss = surrogate.expand_as(logp);
-  if (in.ref_logprobs.defined()) {
-    const auto kl = kl_estimate(logp, in.ref_logprobs, params.kl_estimator);
-    if (params.kl_beta != 0.0) token_loss = token_loss + params.kl_beta * kl;
-    out.kl_mean = token_mean(kl, m, tokens);
+  torch::Tensor token_loss, ratio, kl;
+  if (params.ratio_level == RatioLevel::kToken) {
+    // Token-level ratios: the fused kernel (one pass, one saved [B, T] tensor; kernels/grpo_token_loss.h).
+    const kernels::TokenLossParams fused{params.clip_eps_low, params.clip_eps_high, params.dual_clip,
+                                         in.ref_logprobs.defined() ? params.kl_beta : 0.0, kernel_kl_kind(params.kl_estimator)};
+    auto result = kernels::grpo_token_loss(logp, in.old_logprobs, in.ref_logprobs, in.advantages, tis_weight, fused);
+    token_loss = result.loss;
+    ratio = result.ratio;
+    kl = result.kl;
   } else {
-    TORCH_CHECK(params.kl_beta == 0.0, "kl_beta != 0 needs reference log-probs");
+    // GSPO: one ratio per sequence, exp of the mean token log-ratio (composed: it couples a sequence's tokens).
+    const auto log_ratio = ((logp - in.old_logprobs) * m).sum(-1, /*keepdim=*/true) / m.sum(-1, /*keepdim=*/true).clamp_min(1.0);  // [B, 1]
+    const auto seq_ratio = log_ratio.exp();
+    auto surrogate = torch::max(-adv * seq_ratio, -adv * seq_ratio.clamp(1.0 - params.clip_eps_low, 1.0 + params.clip_eps_high));
+    if (params.dual_clip > 0.0) surrogate = torch::where(adv < 0, torch::min(-adv * params.dual_clip, surrogate), surrogate);
+    if (tis_weight.defined()) surrogate = surrogate * tis_weight;
+    token_loss = surrogate.expand_as(logp);
+    if (in.ref_logprobs.defined()) {
+      const auto kl_tokens = kl_estimate(logp, in.ref_logprobs, params.kl_estimator);
+      if (params.kl_beta != 0.0) token_loss = token_loss + params.kl_beta * kl_tokens;
+      kl = kl_tokens.detach();
+    }
+    ratio = seq_ratio.detach().expand_as(logp);
   }
-  out.loss = aggregate_loss(token_loss, m, params.aggregation, params.token_budget, params.global_tokens);
+  out.loss = aggregate_loss(token_loss, m, params.aggregation, params.token_budget, params.global_tokens, params.global_sequences);
 
   torch::NoGradGuard no_grad;
-  const auto ratio_tokens = ratio.detach().expand_as(logp);
+  if (kl.defined()) out.kl_mean = token_mean(kl, m, tokens);
   const auto adv_tokens = adv.expand_as(logp);
-  out.clip_low_fraction = token_mean(((ratio_tokens < 1.0 - params.clip_eps_low) & (adv_tokens < 0)).to(m.scalar_type()), m, tokens);
-  out.clip_high_fraction = token_mean(((ratio_tokens > 1.0 + params.clip_eps_high) & (adv_tokens > 0)).to(m.scalar_type()), m, tokens);
-  if (dual_capped.defined()) out.dual_clip_fraction = token_mean(dual_capped.expand_as(logp).to(m.scalar_type()), m, tokens);
-  out.ratio_mean = token_mean(ratio_tokens, m, tokens);
+  out.clip_low_fraction = token_mean(((ratio < 1.0 - params.clip_eps_low) & (adv_tokens < 0)).to(m.scalar_type()), m, tokens);
+  out.clip_high_fraction = token_mean(((ratio > 1.0 + params.clip_eps_high) & (adv_tokens > 0)).to(m.scalar_type()), m, tokens);
+  if (params.dual_clip > 0.0) {
+    // The tokens whose loss the dual clip capped: A < 0 and max(−A ρ, −A clip(ρ)) above −A · c.
+    const auto surrogate = torch::max(-adv_tokens * ratio, -adv_tokens * ratio.clamp(1.0 - params.clip_eps_low, 1.0 + params.clip_eps_high));
+    out.dual_clip_fraction = token_mean(((adv_tokens < 0) & (surrogate > -adv_tokens * params.dual_clip)).to(m.scalar_type()), m, tokens);
+  }
+  out.ratio_mean = token_mean(ratio, m, tokens);
   return out;
 }
 

@@ -79,6 +79,9 @@ struct PolicyLossParams {
   // kTokenMean's normaliser: the completion tokens of the whole optimizer-step batch (all micro-batches and ranks);
   // 0 uses this batch's.
   double global_tokens = 0.0;
+  // The sequence-mean aggregations' B: the sequences of the whole optimizer-step batch (all ranks); 0 uses this
+  // batch's. Data parallelism sets both normalisers, so that the ranks' losses add up to the one-process loss.
+  double global_sequences = 0.0;
   // Truncated importance sampling for rollout/trainer mismatch: each token's surrogate times min(π_old/π_rollout, cap),
   // detached (verl's rollout importance sampling, token level); 0 turns it off.
   double tis_cap = 0.0;
@@ -107,7 +110,7 @@ PolicyLoss policy_loss(const PolicyLossInputs& inputs, const PolicyLossParams& p
 
 // token_loss [B, T], mask [B, T] → scalar. Sequences with no tokens contribute 0.
 torch::Tensor aggregate_loss(const torch::Tensor& token_loss, const torch::Tensor& mask, LossAggregation aggregation,
-                             double token_budget = 0.0, double global_tokens = 0.0);
+                             double token_budget = 0.0, double global_tokens = 0.0, double global_sequences = 0.0);
 
 // ---- reward shaping -----------------------------------------------------------------------------------------------
 

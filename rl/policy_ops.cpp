@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "kernels/selective_log_softmax.h"
+#include "kernels/chunked_token_logprobs.h"
 
 namespace grpo::rl {
 
@@ -49,21 +49,19 @@ SequenceBatch make_sequence_batch(const std::vector<std::vector<std::int64_t>>& 
 
 TokenLogprobs completion_logprobs(policy::LlamaForCausalLM& model, const SequenceBatch& batch, double temperature, bool with_entropy) {
   const auto width = batch.input_ids.size(1);
+  const auto B = batch.size();
   const auto T = batch.completion_ids.size(1);
-  const auto logits = model->forward(batch.input_ids, policy::positions_from_valid(batch.valid),
-                                     policy::causal_padding_mask(batch.valid, width));  // [B, L + T, V]
-  // The logits at position L − 1 + t predict completion token t.
-  auto scaled = logits.narrow(1, batch.prompt_width - 1, T);
-  if (temperature > 0.0 && temperature != 1.0) scaled = scaled / temperature;
-  const auto vocab = scaled.size(-1);
-  TokenLogprobs out;
-  out.logprobs = kernels::selective_log_softmax(scaled.reshape({-1, vocab}), batch.completion_ids.reshape({-1})).view({-1, T});
-  if (with_entropy) {
-    torch::NoGradGuard no_grad;
-    const auto logp = scaled.detach().log_softmax(-1);
-    out.entropy = -(logp.exp() * logp).sum(-1);
-  }
-  return out;
+  const auto hidden = model->hidden_states(batch.input_ids, policy::positions_from_valid(batch.valid),
+                                           policy::causal_padding_mask(batch.valid, width));  // [B, L + T, C]
+  // The hidden state at position L − 1 + t predicts completion token t. Only those rows go through the output
+  // projection, chunk by chunk: no [B·T, V] logits are held (kernels/chunked_token_logprobs.h).
+  const auto rows = hidden.narrow(1, batch.prompt_width - 1, T).reshape({B * T, -1});
+  const auto out = kernels::chunked_token_logprobs(rows, model->output_weight(), batch.completion_ids.reshape({-1}),
+                                                   temperature > 0.0 ? temperature : 1.0, with_entropy);
+  TokenLogprobs result;
+  result.logprobs = out.logprobs.view({B, T});
+  if (with_entropy) result.entropy = out.entropy.view({B, T});
+  return result;
 }
 
 }  // namespace grpo::rl

@@ -2,6 +2,7 @@
 // with the log-probs the sampler recorded while generating (the "old" log-probs of the GRPO ratio).
 #include <gtest/gtest.h>
 
+#include "kernels/autocast.h"
 #include "rl/policy_ops.h"
 #include "rollout/generator.h"
 #include "tests/testing/tiny_model.h"
@@ -89,6 +90,78 @@ TEST(CompletionLogprobs, AgreeWithTheSamplersRecordedLogprobs) {
       }
     }
     EXPECT_LT(worst, 1e-4) << "temperature " << temperature;
+  }
+}
+
+
+// The gradients of Σ upstream · logp over every parameter, with the model's settings as the caller left them.
+std::vector<torch::Tensor> parameter_gradients(policy::LlamaForCausalLM& model, const SequenceBatch& batch) {
+  model->zero_grad();
+  const auto out = completion_logprobs(model, batch, 1.0, /*with_entropy=*/false);
+  const auto upstream = torch::linspace(-1.0, 1.0, out.logprobs.numel()).view(out.logprobs.sizes());
+  (out.logprobs * upstream * batch.completion_mask).sum().backward();
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : model->parameters()) grads.push_back(p.grad().clone());
+  return grads;
+}
+
+TEST(CompletionLogprobs, GradientCheckpointingGivesTheSameGradients) {
+  auto model = fixtures::tiny_model({.vocab_size = 13, .num_hidden_layers = 3, .num_key_value_heads = 1, .seed = 9, .weight_scale = 1.0});
+  const auto batch = make_sequence_batch({{3, 4, 5}, {6}, {7, 8}}, {{1, 2}, {9, 10, 11, 12}, {0}}, 0, torch::kCPU);
+  const auto plain = parameter_gradients(model, batch);
+  model->set_gradient_checkpointing(true);
+  const auto checkpointed = parameter_gradients(model, batch);
+  model->set_gradient_checkpointing(false);
+  ASSERT_EQ(plain.size(), checkpointed.size());
+  double largest = 0.0;
+  for (std::size_t i = 0; i < plain.size(); ++i) {
+    // The tied embedding sums its two gradients in another order: float32 round-off, nothing more.
+    EXPECT_TRUE(torch::allclose(plain[i], checkpointed[i], 1e-5, 1e-6)) << "parameter " << i << ": " << (plain[i] - checkpointed[i]).abs().max();
+    largest = std::max(largest, plain[i].abs().max().item<double>());
+  }
+  EXPECT_GT(largest, 1e-3) << "the gradients compared must not all be zero";
+  // Without grad (old and reference log-probs) nothing is checkpointed and nothing is kept.
+  model->set_gradient_checkpointing(true);
+  torch::NoGradGuard no_grad;
+  EXPECT_FALSE(completion_logprobs(model, batch, 1.0, false).logprobs.requires_grad());
+}
+
+TEST(CompletionLogprobs, Bfloat16AutocastStaysCloseToFloat32AndKeepsFloat32Gradients) {
+  auto model = fixtures::tiny_model({.vocab_size = 13, .num_hidden_layers = 2, .num_key_value_heads = 1, .seed = 9, .weight_scale = 1.0});
+  const auto batch = make_sequence_batch({{3, 4, 5}, {6}, {7, 8}}, {{1, 2}, {9, 10, 11, 12}, {0}}, 0, torch::kCPU);
+  const auto exact = completion_logprobs(model, batch, 1.0, false).logprobs.detach();
+  const auto exact_grads = parameter_gradients(model, batch);
+  torch::Tensor mixed;
+  std::vector<torch::Tensor> mixed_grads;
+  {
+    const kernels::AutocastGuard autocast(torch::kCPU, true);
+    mixed = completion_logprobs(model, batch, 1.0, false).logprobs.detach();
+  }
+  {
+    // Forward under autocast, backward after it (as the trainer does); with checkpointing the recomputation must
+    // round as the forward did.
+    model->set_gradient_checkpointing(true);
+    model->zero_grad();
+    torch::Tensor out;
+    {
+      const kernels::AutocastGuard autocast(torch::kCPU, true);
+      out = completion_logprobs(model, batch, 1.0, false).logprobs;
+    }
+    const auto upstream = torch::linspace(-1.0, 1.0, out.numel()).view(out.sizes());
+    (out * upstream * batch.completion_mask).sum().backward();
+    for (const auto& p : model->parameters()) mixed_grads.push_back(p.grad().clone());
+    model->set_gradient_checkpointing(false);
+  }
+  EXPECT_FALSE(at::autocast::is_autocast_enabled(torch::kCPU)) << "the guard restores the state";
+  EXPECT_EQ(mixed.scalar_type(), torch::kFloat32);
+  const auto mask = batch.completion_mask.to(torch::kBool);
+  const double difference = (mixed - exact).masked_select(mask).abs().max().item<double>();
+  EXPECT_GT(difference, 0.0) << "autocast must have changed the arithmetic";
+  EXPECT_LT(difference, 5e-2) << "bfloat16 matmuls: a few per cent of a log-prob at most";
+  for (std::size_t i = 0; i < exact_grads.size(); ++i) {
+    EXPECT_EQ(mixed_grads[i].scalar_type(), torch::kFloat32);
+    const double scale = std::max(exact_grads[i].abs().max().item<double>(), 1e-3);
+    EXPECT_LT((mixed_grads[i] - exact_grads[i]).abs().max().item<double>() / scale, 0.1) << "parameter " << i;
   }
 }
 

@@ -11,6 +11,7 @@ namespace grpo::fixtures {
 
 struct TinyModelOptions {
   std::int64_t vocab_size = 11;
+  std::int64_t num_hidden_layers = 2;
   std::int64_t num_key_value_heads = 2;
   std::uint64_t seed = 5;
   double weight_scale = 20.0;
@@ -21,7 +22,7 @@ inline policy::LlamaForCausalLM tiny_model(const TinyModelOptions& options = {})
   c.vocab_size = options.vocab_size;
   c.hidden_size = 16;
   c.intermediate_size = 32;
-  c.num_hidden_layers = 2;
+  c.num_hidden_layers = options.num_hidden_layers;
   c.num_attention_heads = 4;
   c.num_key_value_heads = options.num_key_value_heads;
   c.head_dim = 4;
