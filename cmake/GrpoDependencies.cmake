@@ -12,6 +12,9 @@ add_library(grpo_pcre2 INTERFACE IMPORTED)
 target_include_directories(grpo_pcre2 INTERFACE ${PCRE2_INCLUDE_DIR})
 target_link_libraries(grpo_pcre2 INTERFACE ${PCRE2_LIBRARY})
 find_package(ICU 70 REQUIRED COMPONENTS uc data)
+# Data parallelism: LibTorch has c10d's Gloo backend built in, but its ProcessGroupGloo.hpp includes Gloo's headers,
+# which the wheel does not ship; Debian's libgloo-dev has them (only the declarations are used, nothing is linked).
+find_path(GLOO_INCLUDE_DIR gloo/rendezvous/store.h REQUIRED)
 
 # LibTorch. A CUDA build of LibTorch looks for a CUDA toolkit; restrict the architectures we compile our own
 # kernels for so that the build stays quick (A100, H100). Users with other GPUs set TORCH_CUDA_ARCH_LIST.

@@ -18,6 +18,8 @@
 #include "reward/remote/grader_server.h"
 #include "rl/grader_factory.h"
 #include "rl/config/config_loader.h"
+#include "rl/distributed/launch_env.h"
+#include "rl/distributed/rank_group.h"
 #include "rl/evaluate.h"
 #include "rl/reward_scorer.h"
 #include "rl/tasks/task.h"
@@ -644,6 +646,12 @@ int run_command_line(int argc, char** argv) {
   } catch (const config::ConfigError& error) {
     std::cerr << fmt::format("grpo {}: config error: {}\n", command->spec.name, error.what());
     return kExitUsage;
+  } catch (const LaunchEnvError& error) {
+    std::cerr << fmt::format("grpo {}: launch environment: {}\n", command->spec.name, error.what());
+    return kExitUsage;
+  } catch (const RankFailure& error) {
+    std::cerr << fmt::format("grpo {}: data parallel: {}\n", command->spec.name, error.what());
+    return kRankFailureExitCode;
   } catch (const std::exception& error) {
     std::cerr << fmt::format("grpo {}: error: {}\n", command->spec.name, error.what());
     return kExitFailure;

@@ -79,7 +79,11 @@ RewardScores RewardScorer::score(const std::vector<Problem>& problems, const std
       for (const auto& part : results[i].components) part_sums[part.name] += part.score;
     }
     out.component_means[term.name] = n > 0 ? sum / n : 0.0;
-    for (const auto& [part, part_sum] : part_sums) out.component_means[term.name + "/" + part] = part_sum / n;
+    out.component_counts[term.name] = n;
+    for (const auto& [part, part_sum] : part_sums) {
+      out.component_means[term.name + "/" + part] = part_sum / n;
+      out.component_counts[term.name + "/" + part] = n;
+    }
   }
   return out;
 }

@@ -25,6 +25,7 @@ struct RewardScores {
   torch::Tensor correct;   // [P, G] float64: the problem grader's score (the "accuracy" term's, also when unweighted)
   std::vector<std::string> extracted;  // [P·G] what the problem grader read as the answer (for majority votes)
   std::map<std::string, double> component_means;  // term name → mean score over its scorable samples (and parts)
+  std::map<std::string, double> component_counts;  // the same names → how many samples each mean is over
 };
 
 class RewardScorer {

@@ -26,6 +26,15 @@ extern "C" void on_interrupt(int) {
 
 }  // namespace
 
+torch::Device device_for_rank(torch::Device device, int local_rank, bool distributed) {
+  if (!device.is_cuda() || !distributed) return device;
+  const auto gpus = static_cast<int>(torch::cuda::device_count());
+  if (local_rank >= gpus) {
+    throw std::invalid_argument(fmt::format("local rank {} needs its own GPU but this node has {}: start at most {} ranks per node", local_rank, gpus, gpus));
+  }
+  return {torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank)};
+}
+
 std::optional<torch::ScalarType> parse_dtype(std::string_view name) {
   if (name == "float32") return torch::kFloat32;
   if (name == "bfloat16") return torch::kBFloat16;

@@ -12,6 +12,10 @@ namespace grpo::rl {
 // asked for and none is available.
 torch::Device resolve_device(std::string_view name);
 
+// A data-parallel rank's device: its own GPU (cuda:LOCAL_RANK) when `device` is CUDA; throws std::invalid_argument
+// when the node has fewer GPUs than ranks.
+torch::Device device_for_rank(torch::Device device, int local_rank, bool distributed);
+
 // "float32", "bfloat16", "float16" (model.dtype, --dtype) → the scalar type; nullopt for any other name.
 std::optional<torch::ScalarType> parse_dtype(std::string_view name);
 

@@ -8,6 +8,7 @@ void keep_groups(StepData& data, const std::vector<bool>& keep) {
   StepData kept;
   kept.group_size = data.group_size;
   kept.component_means = std::move(data.component_means);
+  kept.component_counts = std::move(data.component_counts);
   kept.generation.seconds = data.generation.seconds;
   std::vector<std::int64_t> rows;
   const auto G = static_cast<std::size_t>(data.group_size);

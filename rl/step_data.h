@@ -25,6 +25,7 @@ struct StepData {
   torch::Tensor rewards;                              // [P, G] float64: Σ weight · grader score
   torch::Tensor scorable;                             // [P, G] bool
   std::map<std::string, double> component_means;      // grader name → mean score over scorable samples
+  std::map<std::string, double> component_counts;     // grader name → the number of samples of its mean
 
   std::int64_t prompts() const { return static_cast<std::int64_t>(problems.size()); }
   std::int64_t samples() const { return prompts() * group_size; }

@@ -7,12 +7,17 @@
 #include <memory>
 #include <numbers>
 #include <optional>
+#include <thread>
 #include <unistd.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "kernels/autocast.h"
 #include "policy/checkpoint.h"
+#include "rl/distributed/gradient_sync.h"
+#include "rl/distributed/launch_env.h"
+#include "rl/distributed/rank_group.h"
 #include "policy/prompt_template.h"
 #include "rl/evaluate.h"
 #include "rl/grader_factory.h"
@@ -64,9 +69,13 @@ struct StepLogprobs {
   torch::Tensor ref_logprobs;      // π_ref; undefined without a reference model
 };
 
+// Data parallel: every rank runs this loop on its share of each step's groups (a contiguous block of prompts; the G
+// samples of a prompt stay on one rank). Rewards are gathered for the advantages and metrics, gradients are summed
+// with losses normalised by the global token and sequence counts, so every rank takes the optimizer step one
+// process would take with the whole batch. Rank 0 evaluates and writes the run folder.
 class GrpoTrainer {
  public:
-  GrpoTrainer(const config::LoadedConfig& loaded, bool resume);
+  GrpoTrainer(const config::LoadedConfig& loaded, bool resume, std::unique_ptr<RankGroup> ranks, torch::Device device);
   int run();
 
  private:
@@ -82,9 +91,15 @@ class GrpoTrainer {
   nlohmann::ordered_json run_step(int step, std::optional<PendingRollout>& next);
   EvalResult evaluate_and_log(int step);
   void save_step_checkpoint(int step);
+  // This rank's prompts of a step, [first, last) of prompts_per_step.
+  std::pair<std::int64_t, std::int64_t> local_prompts() const;
+  // The step's metrics of what was sampled, over every rank's groups.
+  void log_sampled(const StepData& data, double time_rollout, nlohmann::ordered_json& row);
+  void check_data_parallel_settings();
 
   const config::LoadedConfig& loaded_;
   const config::RunConfig& cfg_;
+  std::unique_ptr<RankGroup> ranks_;
   torch::Device device_;
   policy::Policy policy_;
   policy::LlamaForCausalLM reference_{nullptr};
@@ -149,17 +164,23 @@ RunFolder make_folder(const config::LoadedConfig& loaded) {
   }
 }
 
-GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded, bool resume)
+GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded, bool resume, std::unique_ptr<RankGroup> ranks, torch::Device device)
     : loaded_(loaded),
       cfg_(loaded.config),
-      device_(resolve_device(cfg_.runtime().device())),
+      ranks_(std::move(ranks)),
+      device_(device),
       policy_(load_or_explain(loaded, device_)),
       template_(template_or_explain(loaded, policy_)),
       scorer_(scorer_or_explain(loaded)),
       task_(task_or_explain(loaded)),
       folder_(make_folder(loaded)),
       rollout_(make_rollout_backend(loaded, policy_, folder_.root())) {
-  std::cerr << fmt::format("grpo train: task: {}\n", task_->describe());
+  check_data_parallel_settings();
+  if (cfg_.model().autocast() != "none" && cfg_.model().autocast() != "bfloat16") {
+    config::fail_at(loaded_, "model.autocast", fmt::format("unknown autocast dtype \"{}\" (none, bfloat16)", cfg_.model().autocast()));
+  }
+  policy_.model->set_gradient_checkpointing(cfg_.model().gradient_checkpointing());
+  if (ranks_->is_main()) std::cerr << fmt::format("grpo train: task: {}\n", task_->describe());
   if (needs_reference(cfg_.grpo())) {  // β = 0 holds no reference model at all
     reference_ = policy::clone_model(policy_.model);
     reference_->eval();
@@ -171,13 +192,38 @@ GrpoTrainer::GrpoTrainer(const config::LoadedConfig& loaded, bool resume)
       torch::optim::AdamWOptions(o.lr()).betas({o.beta1(), o.beta2()}).eps(o.adam_eps()).weight_decay(o.weight_decay()));
   torch::manual_seed(cfg_.seed());
   data_state_ = task_->train_state();
-  if (cfg_.logging().tensorboard()) events_ = std::make_unique<EventWriter>(folder_.root() / "tensorboard");
+  if (cfg_.logging().tensorboard() && ranks_->is_main()) events_ = std::make_unique<EventWriter>(folder_.root() / "tensorboard");
   if (resume) {
     resume_from_checkpoint();
-  } else {
+  } else if (ranks_->is_main()) {
     folder_.write_text(folder_.config_file(), config::to_textproto(cfg_));
     metrics_ = std::make_unique<MetricsWriter>(folder_.metrics_file());
   }
+}
+
+void GrpoTrainer::check_data_parallel_settings() {
+  const auto world = ranks_->world_size();
+  if (world == 1) return;
+  // Ranks that disagree about the run would deadlock or silently train different things: same resolved config.
+  const auto configs = ranks_->all_gather_strings(config::to_textproto(cfg_), "compare configs");
+  for (int r = 1; r < world; ++r) {
+    if (configs[static_cast<std::size_t>(r)] != configs[0]) {
+      throw RankFailure(fmt::format("rank {}'s resolved config differs from rank 0's: every rank must run the same config and --set flags", r));
+    }
+  }
+  if (cfg_.rollout().prompts_per_step() % world != 0) {
+    config::fail_at(loaded_, "rollout.prompts_per_step",
+                    fmt::format("{} prompts per step cannot be shared out evenly among {} ranks (each rank takes whole groups): use a multiple of {}",
+                                cfg_.rollout().prompts_per_step(), world, world));
+  }
+  if (cfg_.grpo().dynamic_sampling()) {
+    config::fail_at(loaded_, "grpo.dynamic_sampling", fmt::format("dynamic sampling runs in one process only for now; this job has {} ranks", world));
+  }
+}
+
+std::pair<std::int64_t, std::int64_t> GrpoTrainer::local_prompts() const {
+  const std::int64_t per_rank = cfg_.rollout().prompts_per_step() / ranks_->world_size();
+  return {ranks_->rank() * per_rank, (ranks_->rank() + 1) * per_rank};
 }
 
 void GrpoTrainer::resume_from_checkpoint() {
@@ -199,6 +245,7 @@ void GrpoTrainer::resume_from_checkpoint() {
   reference_differs_ = state.reference_differs;
   first_step_ = state.step + 1;
   elapsed_at_start_ = state.elapsed_seconds;
+  if (!ranks_->is_main()) return;
   // Lines logged after the checkpoint (by the run that was killed) are dropped: the resumed run writes them again.
   const auto kept = keep_metrics_up_to(folder_.metrics_file(), state.step);
   for (const auto& row : kept) {
@@ -217,10 +264,19 @@ PendingRollout GrpoTrainer::start_rollout(int step, std::int64_t policy_version)
   const auto& r = cfg_.rollout();
   data.group_size = r.group_size();
   rollout::GenerationRequest request;
+  // Each prompt's samples come from its own stream (rollout/sampler.h), seeded by its index in the step: the same
+  // wherever it is generated, on whichever rank. Every rank draws every problem, so the data stream (a checkpointed
+  // cursor) stays the same on all of them.
+  const auto step_seed = rollout::derive_seed(cfg_.seed(), static_cast<std::uint64_t>(step));
+  const auto [first, last] = local_prompts();
   for (int p = 0; p < r.prompts_per_step(); ++p) {
-    data.problems.push_back(task_->next_train_problem());
+    auto problem = task_->next_train_problem();
+    if (p < first || p >= last) continue;
+    data.problems.push_back(std::move(problem));
     data.prompt_texts.push_back(template_.apply(data.problems.back().question));
     request.prompts.push_back(policy::encode_prompt(policy_, data.prompt_texts.back()));
+    request.prompt_seeds.push_back(rollout::derive_seed(step_seed, static_cast<std::uint64_t>(p)));
+    request.prompt_labels.push_back(p);
     for (int g = 0; g < r.group_size(); ++g) data.prompt_ids.push_back(request.prompts.back());
   }
   request.samples_per_prompt = r.group_size();
@@ -228,8 +284,7 @@ PendingRollout GrpoTrainer::start_rollout(int step, std::int64_t policy_version)
   request.sampling = {r.temperature(), r.top_p(), r.top_k(), r.min_p()};
   request.stop_token_ids = policy_.stop_token_ids;
   request.stop_strings.assign(r.stop_strings().begin(), r.stop_strings().end());
-  // Each prompt's samples come from its own stream (rollout/sampler.h): the same wherever it is generated.
-  request.seed = rollout::derive_seed(cfg_.seed(), static_cast<std::uint64_t>(step));
+  request.seed = step_seed;
   pending.generation = rollout_->start(std::move(request), policy_version);
   return pending;
 }
@@ -247,6 +302,7 @@ void GrpoTrainer::score_phase(StepData& data) {
   data.rewards = std::move(scores.rewards);
   data.scorable = std::move(scores.scorable);
   data.component_means = std::move(scores.component_means);
+  data.component_counts = std::move(scores.component_counts);
 }
 
 void GrpoTrainer::dynamic_sampling_phase(StepData& data, int step, nlohmann::ordered_json& row) {
@@ -284,6 +340,7 @@ StepLogprobs GrpoTrainer::logprob_phase(const StepData& data, const SequenceBatc
   }
   out.rollout_logprobs = recorded.to(device_);
   torch::NoGradGuard no_grad;
+  const kernels::AutocastGuard autocast(device_.type(), cfg_.model().autocast() == "bfloat16");  // as the update computes
   if (cfg_.grpo().old_logprobs() == config::RECOMPUTE) {
     out.old_logprobs = completion_logprobs(policy_.model, batch, cfg_.rollout().temperature(), false).logprobs.detach();
   } else {
@@ -307,14 +364,26 @@ torch::Tensor GrpoTrainer::advantage_phase(const StepData& data, const SequenceB
       rewards_a[i / data.group_size][i % data.group_size] += penalty;
       penalty_sum += penalty;
     }
-    row["overlong_penalty_mean"] = penalty_sum / static_cast<double>(std::max<std::int64_t>(data.samples(), 1));
+    auto sums = torch::tensor({penalty_sum, static_cast<double>(data.samples())}, torch::kFloat64);
+    ranks_->all_reduce_sum(sums, "sum overlong penalties");
+    row["overlong_penalty_mean"] = sums[0].item<double>() / std::max(sums[1].item<double>(), 1.0);
   }
   if (g.kl_placement() == config::KL_IN_REWARD && g.kl_beta() > 0.0) {
     const auto kl = sequence_kl(logprobs.old_logprobs, logprobs.ref_logprobs, batch.completion_mask, kl_estimator(g.kl_estimator()));
     rewards = rewards - g.kl_beta() * kl.to(torch::kCPU, torch::kFloat64).view(rewards.sizes());
-    row["kl_reward_penalty_mean"] = (g.kl_beta() * kl).mean().item<double>();
+    auto sums = torch::tensor({(g.kl_beta() * kl).sum().item<double>(), static_cast<double>(kl.numel())}, torch::kFloat64);
+    ranks_->all_reduce_sum(sums, "sum KL penalties");
+    row["kl_reward_penalty_mean"] = sums[0].item<double>() / std::max(sums[1].item<double>(), 1.0);
   }
-  return compute_advantages(rewards, data.scorable, advantage_norm(g.advantage_norm()), g.advantage_eps())
+  // Group norms need only the rank's own groups, batch std needs all of them: every rank computes the advantages of
+  // the whole step from the gathered rewards and keeps its own rows.
+  const auto label = fmt::format("gather rewards (step {})", row["step"].get<int>());
+  const auto gathered = ranks_->all_gather(torch::stack({rewards, data.scorable.to(torch::kFloat64)}, 0).unsqueeze(0), label);
+  const auto all_rewards = gathered.select(1, 0).reshape({-1, data.group_size});
+  const auto all_scorable = gathered.select(1, 1).reshape({-1, data.group_size}).gt(0.5);
+  const auto first = local_prompts().first;
+  return compute_advantages(all_rewards, all_scorable, advantage_norm(g.advantage_norm()), g.advantage_eps())
+      .narrow(0, ranks_->world_size() == 1 ? 0 : first, data.prompts())
       .reshape({-1})
       .to(torch::kFloat32)
       .to(device_);
@@ -324,57 +393,83 @@ nlohmann::ordered_json GrpoTrainer::update_phase(const SequenceBatch& batch, con
                                                  int step) {
   const auto& g = cfg_.grpo();
   auto params = policy_loss_params(g, cfg_.rollout().max_new_tokens());
-  const auto B = batch.size();
+  // With one optimizer step per minibatch, "this batch" of BNPO is the minibatch, whose tokens data parallelism
+  // counts over every rank: the global token mean.
+  if (params.aggregation == LossAggregation::kTokenMeanLocal) params.aggregation = LossAggregation::kTokenMean;
   const auto lr = scheduled_lr(cfg_.optimizer(), step, cfg_.steps());
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 
-  double loss_sum = 0.0, kl_sum = 0.0, clip_low = 0.0, clip_high = 0.0, dual = 0.0, tis = 0.0, ratio = 0.0, entropy_sum = 0.0,
-         grad_norm = 0.0;
+  // The step's rows over all ranks, and this rank's block of them.
+  const auto local_rows = batch.size();
+  const auto offset = local_prompts().first * cfg_.rollout().group_size();
+  const auto B = ranks_->world_size() == 1 ? local_rows : cfg_.rollout().prompts_per_step() * cfg_.rollout().group_size();
+  // Token-mean metrics are weighted by the rank's share of the minibatch's tokens, then summed over the ranks.
+  enum Metric { kLoss, kKl, kClipLow, kClipHigh, kDual, kTis, kRatio, kEntropy, kMetricCount };
+  auto sums = torch::zeros({kMetricCount}, torch::kFloat64);
+  auto sums_a = sums.accessor<double, 1>();
+  double grad_norm = 0.0;
   int updates = 0;
   const auto minibatches = std::min<std::int64_t>(g.minibatches_per_epoch(), B);
+  const auto parameters = policy_.model->parameters();
   auto shuffle_generator = at::make_generator<at::CPUGeneratorImpl>(cfg_.seed() + static_cast<std::uint64_t>(step));
   for (int epoch = 0; epoch < g.epochs_per_step(); ++epoch) {
     const auto order = minibatches > 1 ? torch::randperm(B, shuffle_generator, torch::kInt64) : torch::arange(B, torch::kInt64);
-    for (const auto& rows : order.chunk(minibatches)) {
-      const auto mb = batch.rows(rows);
-      const auto rows_d = rows.to(device_);
-      const auto current = completion_logprobs(policy_.model, mb, cfg_.rollout().temperature(), /*with_entropy=*/true);
-      // One optimizer step per minibatch: its tokens are the token mean's global count (on one process).
-      params.global_tokens = mb.completion_mask.sum().item<double>();
-      const PolicyLossInputs inputs{current.logprobs,
-                                    logprobs.old_logprobs.index_select(0, rows_d),
-                                    logprobs.ref_logprobs.defined() ? logprobs.ref_logprobs.index_select(0, rows_d) : torch::Tensor(),
-                                    logprobs.rollout_logprobs.index_select(0, rows_d),
-                                    advantages.index_select(0, rows_d),
-                                    mb.completion_mask};
-      const auto out = policy_loss(inputs, params);
+    for (const auto& global_rows : order.chunk(minibatches)) {
+      const auto label = fmt::format("step {}, epoch {}, minibatch {}", step, epoch + 1, updates + 1);
+      const auto mine = (global_rows >= offset) & (global_rows < offset + local_rows);
+      const auto rows = global_rows.masked_select(mine) - offset;
+      const bool empty = rows.numel() == 0;  // every row of this minibatch is on other ranks
+      std::optional<SequenceBatch> mb;
+      if (!empty) mb = batch.rows(rows);
+      auto tokens = torch::tensor({empty ? 0.0 : mb->completion_mask.sum().item<double>()}, torch::kFloat64);
+      ranks_->all_reduce_sum(tokens, "count tokens (" + label + ")");
+      params.global_tokens = tokens.item<double>();
+      params.global_sequences = static_cast<double>(global_rows.numel());
       optimizer_->zero_grad();
-      out.loss.backward();
+      if (!empty) {
+        const auto rows_d = rows.to(device_);
+        std::optional<kernels::AutocastGuard> autocast;
+        autocast.emplace(device_.type(), cfg_.model().autocast() == "bfloat16");  // forward and loss; backward as recorded
+        const auto current = completion_logprobs(policy_.model, *mb, cfg_.rollout().temperature(), /*with_entropy=*/true);
+        const PolicyLossInputs inputs{current.logprobs,
+                                      logprobs.old_logprobs.index_select(0, rows_d),
+                                      logprobs.ref_logprobs.defined() ? logprobs.ref_logprobs.index_select(0, rows_d) : torch::Tensor(),
+                                      logprobs.rollout_logprobs.index_select(0, rows_d),
+                                      advantages.index_select(0, rows_d),
+                                      mb->completion_mask};
+        const auto out = policy_loss(inputs, params);
+        autocast.reset();
+        out.loss.backward();
+        const double local_tokens = mb->completion_mask.sum().item<double>();
+        const double share = local_tokens / std::max(params.global_tokens, 1.0);
+        sums_a[kLoss] += out.loss.item<double>();
+        sums_a[kKl] += out.kl_mean * share;
+        sums_a[kClipLow] += out.clip_low_fraction * share;
+        sums_a[kClipHigh] += out.clip_high_fraction * share;
+        sums_a[kDual] += out.dual_clip_fraction * share;
+        sums_a[kTis] += out.tis_capped_fraction * share;
+        sums_a[kRatio] += out.ratio_mean * share;
+        sums_a[kEntropy] += (current.entropy * mb->completion_mask).sum().item<double>() / std::max(params.global_tokens, 1.0);
+      }
+      all_reduce_gradients(*ranks_, parameters, "all-reduce gradients (" + label + ")");
       if (cfg_.optimizer().max_grad_norm() > 0.0) {
-        grad_norm += torch::nn::utils::clip_grad_norm_(policy_.model->parameters(), cfg_.optimizer().max_grad_norm());
+        grad_norm += torch::nn::utils::clip_grad_norm_(parameters, cfg_.optimizer().max_grad_norm());
       }
       optimizer_->step();
-      loss_sum += out.loss.item<double>();
-      kl_sum += out.kl_mean;
-      clip_low += out.clip_low_fraction;
-      clip_high += out.clip_high_fraction;
-      dual += out.dual_clip_fraction;
-      tis += out.tis_capped_fraction;
-      ratio += out.ratio_mean;
-      entropy_sum += ((current.entropy * mb.completion_mask).sum() / mb.completion_mask.sum().clamp_min(1.0)).item<double>();
       ++updates;
     }
   }
+  ranks_->all_reduce_sum(sums, fmt::format("sum update metrics (step {})", step));
   const double n = std::max(updates, 1);
-  return {{"loss", loss_sum / n},
-          {"kl", kl_sum / n},
-          {"entropy", entropy_sum / n},
-          {"clip_fraction", (clip_low + clip_high) / n},
-          {"clip_low_fraction", clip_low / n},
-          {"clip_high_fraction", clip_high / n},
-          {"dual_clip_fraction", dual / n},
-          {"tis_capped_fraction", tis / n},
-          {"ratio_mean", ratio / n},
+  return {{"loss", sums_a[kLoss] / n},
+          {"kl", sums_a[kKl] / n},
+          {"entropy", sums_a[kEntropy] / n},
+          {"clip_fraction", (sums_a[kClipLow] + sums_a[kClipHigh]) / n},
+          {"clip_low_fraction", sums_a[kClipLow] / n},
+          {"clip_high_fraction", sums_a[kClipHigh] / n},
+          {"dual_clip_fraction", sums_a[kDual] / n},
+          {"tis_capped_fraction", sums_a[kTis] / n},
+          {"ratio_mean", sums_a[kRatio] / n},
           {"grad_norm", grad_norm / n},
           {"lr", lr}};
 }
@@ -408,6 +503,7 @@ EvalResult GrpoTrainer::evaluate_and_log(int step) {
 }
 
 void GrpoTrainer::log_row(const nlohmann::ordered_json& row) {
+  if (!ranks_->is_main()) return;
   metrics_->write(row);
   if (events_) {
     const auto wall = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -416,6 +512,7 @@ void GrpoTrainer::log_row(const nlohmann::ordered_json& row) {
 }
 
 void GrpoTrainer::save_step_checkpoint(int step) {
+  if (!ranks_->is_main()) return;  // the ranks hold the same weights and state
   // Written under a temporary name and renamed into place: a run killed while saving keeps its previous checkpoint.
   const auto staging = folder_.begin_step_checkpoint(step);
   policy::save_policy(staging, policy_);
@@ -425,6 +522,50 @@ void GrpoTrainer::save_step_checkpoint(int step) {
   save_trainer_state(staging, state, *optimizer_, reference ? &*reference : nullptr);
   folder_.commit_step_checkpoint(step);
   folder_.prune_step_checkpoints(cfg_.checkpoint().keep_last());
+}
+
+void GrpoTrainer::log_sampled(const StepData& data, double time_rollout, nlohmann::ordered_json& row) {
+  // Metrics of what was sampled, before any filtering, over every rank's groups.
+  const auto label = fmt::format("gather sampled metrics (step {})", row["step"].get<int>());
+  const auto rewards = ranks_->all_gather(data.rewards, label);
+  const auto scorable = ranks_->all_gather(data.scorable.to(torch::kFloat64), label).gt(0.5);
+  row["reward_mean"] = rewards.mean().item<double>();
+  row["reward_std"] = rewards.std().item<double>();
+  // A grader's mean over the scorable samples of all ranks: each rank's mean weighted by its count.
+  auto means = data.component_means;
+  if (ranks_->world_size() > 1) {
+    nlohmann::json mine = nlohmann::json::object();
+    for (const auto& [name, mean] : data.component_means) mine[name] = {mean, data.component_counts.at(name)};
+    std::map<std::string, std::pair<double, double>> merged;  // name → (Σ mean · n, Σ n)
+    for (const auto& text : ranks_->all_gather_strings(mine.dump(), label)) {
+      const auto parsed = nlohmann::json::parse(text);
+      for (const auto& [name, pair] : parsed.items()) {
+        const double mean = pair[0].is_number() ? pair[0].get<double>() : NAN;  // JSON writes NaN as null
+        const double count = pair[1].is_number() ? pair[1].get<double>() : 0.0;
+        merged[name].first += count > 0 ? mean * count : 0.0;
+        merged[name].second += count;
+      }
+    }
+    means.clear();
+    for (const auto& [name, sum_count] : merged) means[name] = sum_count.second > 0 ? sum_count.first / sum_count.second : 0.0;
+  }
+  row["accuracy"] = means.count("accuracy") ? means["accuracy"] : NAN;
+  row["format_rate"] = means.count("format") ? means["format"] : NAN;
+  for (const auto& [name, mean] : means) {
+    if (name != "accuracy" && name != "format") row["reward_" + name] = mean;
+  }
+  row["unscorable"] = static_cast<double>((~scorable).sum().item<std::int64_t>());
+  double completion_tokens = 0.0, truncated = 0.0;
+  for (const auto& c : data.generation.completions) {
+    completion_tokens += static_cast<double>(c.tokens.size());
+    truncated += c.finish == rollout::FinishReason::kLength ? 1.0 : 0.0;
+  }
+  auto sums = torch::tensor({completion_tokens, truncated, static_cast<double>(data.generation.generated_tokens)}, torch::kFloat64);
+  ranks_->all_reduce_sum(sums, label);
+  const auto sampled = static_cast<double>(std::max<std::int64_t>(rewards.numel(), 1));
+  row["completion_tokens_mean"] = sums[0].item<double>() / sampled;
+  row["truncated_fraction"] = sums[1].item<double>() / sampled;
+  row["rollout_tokens_per_s"] = sums[2].item<double>() / std::max(time_rollout, 1e-9);
 }
 
 // rollout → score (→ dynamic sampling) → old/ref log-probs → advantages → update → weight sync; each phase timed.
@@ -440,29 +581,12 @@ nlohmann::ordered_json GrpoTrainer::run_step(int step, std::optional<PendingRoll
   next.reset();
   double time_rollout = seconds_since(phase_start);
   const auto rollout_stats = rollout_->last_batch_stats();
-  if (interrupt_requested()) return {};
+  if (ranks_->any(interrupt_requested(), fmt::format("agree to stop (step {})", step))) return {};
   if (cfg_.rollout().overlap() && step < cfg_.steps()) next = start_rollout(step + 1, step - 1);
 
   phase_start = Clock::now();
   score_phase(data);
-  // Metrics of what was sampled, before any filtering.
-  row["reward_mean"] = data.rewards.mean().item<double>();
-  row["reward_std"] = data.rewards.std().item<double>();
-  row["accuracy"] = data.component_means.count("accuracy") ? data.component_means["accuracy"] : NAN;
-  row["format_rate"] = data.component_means.count("format") ? data.component_means["format"] : NAN;
-  for (const auto& [name, mean] : data.component_means) {
-    if (name != "accuracy" && name != "format") row["reward_" + name] = mean;
-  }
-  row["unscorable"] = static_cast<double>((~data.scorable).sum().item<std::int64_t>());
-  double completion_tokens = 0.0, truncated = 0.0;
-  for (const auto& c : data.generation.completions) {
-    completion_tokens += static_cast<double>(c.tokens.size());
-    truncated += c.finish == rollout::FinishReason::kLength ? 1.0 : 0.0;
-  }
-  const auto sampled = static_cast<double>(std::max<std::int64_t>(data.samples(), 1));
-  row["completion_tokens_mean"] = completion_tokens / sampled;
-  row["truncated_fraction"] = truncated / sampled;
-  row["rollout_tokens_per_s"] = static_cast<double>(data.generation.generated_tokens) / std::max(time_rollout, 1e-9);
+  log_sampled(data, time_rollout, row);
   double time_reward = seconds_since(phase_start);
   if (cfg_.grpo().dynamic_sampling()) {
     phase_start = Clock::now();
@@ -529,9 +653,12 @@ nlohmann::ordered_json GrpoTrainer::run_step(int step, std::optional<PendingRoll
 }
 
 int GrpoTrainer::run() {
-  std::cout << "grpo train: resolved config (saved to " << folder_.config_file().string() << ")\n"
-            << config::to_textproto(cfg_) << std::flush;
-  const bool has_eval = !task_->eval_problems().empty();
+  const bool main = ranks_->is_main();
+  if (main) {
+    std::cout << "grpo train: resolved config (saved to " << folder_.config_file().string() << ")\n"
+              << config::to_textproto(cfg_) << std::flush;
+  }
+  const bool has_eval = main && !task_->eval_problems().empty();  // rank 0 evaluates; the others wait at their next collective
   EvalResult base;
   if (has_eval && first_step_ > 1) {
     base = base_eval_;  // a resumed run's base figures are in its metrics
@@ -540,13 +667,14 @@ int GrpoTrainer::run() {
     std::cerr << fmt::format("step 0 (base policy): eval accuracy {:.3f}, format {:.3f} on {} held-out problems\n", base.accuracy,
                              base.format_rate, base.num_problems);
   }
-  ProgressBar bar("train", cfg_.steps(), resolve_progress_style(config::ProgressMode_Name(cfg_.logging().progress()), ::isatty(STDERR_FILENO)),
-                  std::cerr, cfg_.logging().log_every());
+  const auto progress = main ? config::ProgressMode_Name(cfg_.logging().progress()) : std::string("QUIET");
+  ProgressBar bar("train", cfg_.steps(), resolve_progress_style(progress, ::isatty(STDERR_FILENO)), std::cerr, cfg_.logging().log_every());
   int last_finished = first_step_ - 1;
-  std::cerr << fmt::format("grpo train: rollouts: {}\n", rollout_->describe());
+  if (main) std::cerr << fmt::format("grpo train: rollouts: {}; {}\n", rollout_->describe(), ranks_->describe());
   rollout_->publish(policy_.model, first_step_ - 1);
   std::optional<PendingRollout> next;
-  for (int step = first_step_; step <= cfg_.steps() && !interrupt_requested(); ++step) {
+  // Every rank stops at the same step: a Ctrl-C (or torchrun's SIGTERM) seen by one is agreed on by all.
+  for (int step = first_step_; step <= cfg_.steps() && !ranks_->any(interrupt_requested(), fmt::format("agree to go on (step {})", step)); ++step) {
     auto row = run_step(step, next);
     if (row.empty()) break;  // interrupted during the rollout: the weights are still those of the last finished step
     last_finished = step;
@@ -558,12 +686,13 @@ int GrpoTrainer::run() {
     if (cfg_.checkpoint().every_steps() > 0 && step % cfg_.checkpoint().every_steps() == 0) save_step_checkpoint(step);
   }
   bar.finish("");
-  if (interrupt_requested()) {
+  if (last_finished < cfg_.steps()) {  // stopped early: every rank saw (or was told of) the interrupt
     save_step_checkpoint(last_finished);
-    std::cerr << fmt::format("grpo train: interrupted; checkpoint of the last finished step ({}) saved in {}\n", last_finished,
+    if (main) std::cerr << fmt::format("grpo train: interrupted; checkpoint of the last finished step ({}) saved in {}\n", last_finished,
                              folder_.step_checkpoint(last_finished).string());
     return kInterruptedExitCode;
   }
+  if (!main) return 0;
   policy::save_policy(folder_.final_checkpoint(), policy_);
   if (has_eval) {
     const auto trained = evaluate_and_log(cfg_.steps());
@@ -580,8 +709,23 @@ int GrpoTrainer::run() {
 }  // namespace
 
 int run_training(const config::LoadedConfig& loaded, bool resume) {
-  configure_threads(loaded.config.runtime().threads());
-  GrpoTrainer trainer(loaded, resume);
+  const auto launch = read_launch_env();
+  const auto& runtime = loaded.config.runtime();
+  int threads = runtime.threads();
+  if (threads == 0 && launch.local_world_size > 1) {
+    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / launch.local_world_size);  // the node's cores, shared
+  }
+  configure_threads(threads);
+  torch::Device device = [&] {
+    try {
+      return device_for_rank(resolve_device(runtime.device()), launch.local_rank, launch.distributed());
+    } catch (const std::invalid_argument& error) {
+      config::fail_at(loaded, "runtime.device", error.what());
+    }
+  }();
+  // Joined before the model loads, so that a rank that cannot reach the others fails before minutes of loading.
+  auto ranks = join_rank_group(launch, device, std::chrono::seconds(runtime.collective_timeout_s()));
+  GrpoTrainer trainer(loaded, resume, std::move(ranks), device);
   install_interrupt_handlers();
   return trainer.run();
 }

@@ -21,27 +21,14 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/e2e/cli_harness.h"
+
 namespace {
 namespace fs = std::filesystem;
 
-struct Result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-Result run(const std::string& args) {
-  const std::string command = std::string(GRPO_BINARY) + " " + args + " 2>&1";
-  Result result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer{};
-  while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) result.output += buffer.data();
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return result;
-}
-
-bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+using grpo::testing::contains;
+using grpo::testing::Result;
+Result run(const std::string& args) { return grpo::testing::run_grpo(args); }
 
 class GrpoCli : public ::testing::Test {
  protected:
