@@ -13,6 +13,30 @@ SequenceBatch SequenceBatch::rows(const torch::Tensor& indices) const {
           completion_mask.index_select(0, idx), prompt_width};
 }
 
+SequenceBatch SequenceBatch::trimmed() const {
+  const auto L = prompt_width;
+  const auto T = completion_ids.size(1);
+  const auto longest_prompt = std::max<std::int64_t>(1, valid.narrow(1, 0, L).sum(1).max().item<std::int64_t>());
+  const auto longest_completion = std::max<std::int64_t>(1, completion_mask.sum(1).max().item<std::int64_t>());
+  if (longest_prompt == L && longest_completion == T) return *this;
+  const auto begin = L - longest_prompt, width = longest_prompt + longest_completion;
+  return {input_ids.narrow(1, begin, width), valid.narrow(1, begin, width), completion_ids.narrow(1, 0, longest_completion),
+          completion_mask.narrow(1, 0, longest_completion), longest_prompt};
+}
+
+std::vector<torch::Tensor> length_sorted_groups(const SequenceBatch& batch, const torch::Tensor& rows, std::int64_t max_rows) {
+  const auto indices = rows.to(torch::kCPU, torch::kInt64);
+  if (max_rows <= 0 || indices.numel() <= max_rows) return {indices};
+  const auto lengths = batch.valid.index_select(0, indices.to(batch.valid.device())).sum(1).to(torch::kCPU);
+  const auto order = std::get<1>(lengths.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));
+  const auto sorted = indices.index_select(0, order);
+  std::vector<torch::Tensor> groups;
+  for (std::int64_t begin = 0; begin < sorted.numel(); begin += max_rows) {
+    groups.push_back(sorted.narrow(0, begin, std::min(max_rows, sorted.numel() - begin)));
+  }
+  return groups;
+}
+
 SequenceBatch make_sequence_batch(const std::vector<std::vector<std::int64_t>>& prompts,
                                   const std::vector<std::vector<std::int64_t>>& completions, std::int64_t pad_id, torch::Device device) {
   TORCH_CHECK(prompts.size() == completions.size(), "make_sequence_batch: ", prompts.size(), " prompts but ", completions.size(), " completions");
@@ -62,6 +86,17 @@ TokenLogprobs completion_logprobs(policy::LlamaForCausalLM& model, const Sequenc
   result.logprobs = out.logprobs.view({B, T});
   if (with_entropy) result.entropy = out.entropy.view({B, T});
   return result;
+}
+
+torch::Tensor completion_logprobs_in_groups(policy::LlamaForCausalLM& model, const SequenceBatch& batch, double temperature, std::int64_t max_rows) {
+  torch::NoGradGuard no_grad;
+  auto out = torch::zeros(batch.completion_ids.sizes(), batch.completion_mask.options());
+  for (const auto& group : length_sorted_groups(batch, torch::arange(batch.size(), torch::kInt64), max_rows)) {
+    const auto part = batch.rows(group).trimmed();
+    const auto logprobs = completion_logprobs(model, part, temperature, /*with_entropy=*/false).logprobs * part.completion_mask;
+    out.index_copy_(0, group.to(out.device()), torch::constant_pad_nd(logprobs, {0, out.size(1) - logprobs.size(1)}).to(out.scalar_type()));
+  }
+  return out;
 }
 
 }  // namespace grpo::rl

@@ -22,7 +22,14 @@ struct SequenceBatch {
 
   std::int64_t size() const { return input_ids.size(0); }
   SequenceBatch rows(const torch::Tensor& indices) const;  // a minibatch (int64 indices)
+  // The same rows without the columns that are padding in all of them (before the longest prompt, after the
+  // longest completion; at least one of each is kept).
+  SequenceBatch trimmed() const;
 };
+
+// `rows` (int64 indices into batch) cut into groups of at most max_rows (0: one group), sorted by length so that the
+// rows of a group pad little. Every row is in exactly one group.
+std::vector<torch::Tensor> length_sorted_groups(const SequenceBatch& batch, const torch::Tensor& rows, std::int64_t max_rows);
 
 SequenceBatch make_sequence_batch(const std::vector<std::vector<std::int64_t>>& prompts,
                                   const std::vector<std::vector<std::int64_t>>& completions, std::int64_t pad_id, torch::Device device);
@@ -34,5 +41,9 @@ struct TokenLogprobs {
 
 // Runs under the caller's grad mode: differentiable for the policy update, wrap in NoGradGuard for π_ref.
 TokenLogprobs completion_logprobs(policy::LlamaForCausalLM& model, const SequenceBatch& batch, double temperature, bool with_entropy);
+
+// completion_logprobs without grad, in length-sorted trimmed groups of at most max_rows (see length_sorted_groups):
+// [B, T] log-probs with 0 at padding, as one call would give (up to float round-off).
+torch::Tensor completion_logprobs_in_groups(policy::LlamaForCausalLM& model, const SequenceBatch& batch, double temperature, std::int64_t max_rows);
 
 }  // namespace grpo::rl

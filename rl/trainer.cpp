@@ -341,12 +341,13 @@ StepLogprobs GrpoTrainer::logprob_phase(const StepData& data, const SequenceBatc
   out.rollout_logprobs = recorded.to(device_);
   torch::NoGradGuard no_grad;
   const kernels::AutocastGuard autocast(device_.type(), cfg_.model().autocast() == "bfloat16");  // as the update computes
+  const auto micro_rows = cfg_.grpo().micro_batch_rows();
   if (cfg_.grpo().old_logprobs() == config::RECOMPUTE) {
-    out.old_logprobs = completion_logprobs(policy_.model, batch, cfg_.rollout().temperature(), false).logprobs.detach();
+    out.old_logprobs = completion_logprobs_in_groups(policy_.model, batch, cfg_.rollout().temperature(), micro_rows);
   } else {
     out.old_logprobs = out.rollout_logprobs;
   }
-  if (reference_) out.ref_logprobs = completion_logprobs(reference_, batch, cfg_.rollout().temperature(), false).logprobs;
+  if (reference_) out.ref_logprobs = completion_logprobs_in_groups(reference_, batch, cfg_.rollout().temperature(), micro_rows);
   return out;
 }
 
@@ -419,29 +420,33 @@ nlohmann::ordered_json GrpoTrainer::update_phase(const SequenceBatch& batch, con
       const auto mine = (global_rows >= offset) & (global_rows < offset + local_rows);
       const auto rows = global_rows.masked_select(mine) - offset;
       const bool empty = rows.numel() == 0;  // every row of this minibatch is on other ranks
-      std::optional<SequenceBatch> mb;
-      if (!empty) mb = batch.rows(rows);
-      auto tokens = torch::tensor({empty ? 0.0 : mb->completion_mask.sum().item<double>()}, torch::kFloat64);
+      const double local_tokens = empty ? 0.0 : batch.completion_mask.index_select(0, rows.to(device_)).sum().item<double>();
+      auto tokens = torch::tensor({local_tokens}, torch::kFloat64);
       ranks_->all_reduce_sum(tokens, "count tokens (" + label + ")");
       params.global_tokens = tokens.item<double>();
       params.global_sequences = static_cast<double>(global_rows.numel());
       optimizer_->zero_grad();
-      if (!empty) {
-        const auto rows_d = rows.to(device_);
+      // Micro-batches of rows of similar length, trimmed; the loss of each is normalised over the whole minibatch
+      // (params' global counts), so their gradients add up to the minibatch's.
+      for (const auto& group : empty ? std::vector<torch::Tensor>{} : length_sorted_groups(batch, rows, g.micro_batch_rows())) {
+        const auto mb = batch.rows(group).trimmed();
+        const auto width = mb.completion_ids.size(1);
+        const auto rows_d = group.to(device_);
+        auto pick = [&](const torch::Tensor& t) { return t.defined() ? t.index_select(0, rows_d).narrow(1, 0, width) : torch::Tensor(); };
         std::optional<kernels::AutocastGuard> autocast;
         autocast.emplace(device_.type(), cfg_.model().autocast() == "bfloat16");  // forward and loss; backward as recorded
-        const auto current = completion_logprobs(policy_.model, *mb, cfg_.rollout().temperature(), /*with_entropy=*/true);
+        const auto current = completion_logprobs(policy_.model, mb, cfg_.rollout().temperature(), /*with_entropy=*/true);
         const PolicyLossInputs inputs{current.logprobs,
-                                      logprobs.old_logprobs.index_select(0, rows_d),
-                                      logprobs.ref_logprobs.defined() ? logprobs.ref_logprobs.index_select(0, rows_d) : torch::Tensor(),
-                                      logprobs.rollout_logprobs.index_select(0, rows_d),
+                                      pick(logprobs.old_logprobs),
+                                      pick(logprobs.ref_logprobs),
+                                      pick(logprobs.rollout_logprobs),
                                       advantages.index_select(0, rows_d),
-                                      mb->completion_mask};
+                                      mb.completion_mask};
         const auto out = policy_loss(inputs, params);
         autocast.reset();
         out.loss.backward();
-        const double local_tokens = mb->completion_mask.sum().item<double>();
-        const double share = local_tokens / std::max(params.global_tokens, 1.0);
+        const double group_tokens = mb.completion_mask.sum().item<double>();
+        const double share = group_tokens / std::max(params.global_tokens, 1.0);
         sums_a[kLoss] += out.loss.item<double>();
         sums_a[kKl] += out.kl_mean * share;
         sums_a[kClipLow] += out.clip_low_fraction * share;
@@ -449,7 +454,7 @@ nlohmann::ordered_json GrpoTrainer::update_phase(const SequenceBatch& batch, con
         sums_a[kDual] += out.dual_clip_fraction * share;
         sums_a[kTis] += out.tis_capped_fraction * share;
         sums_a[kRatio] += out.ratio_mean * share;
-        sums_a[kEntropy] += (current.entropy * mb->completion_mask).sum().item<double>() / std::max(params.global_tokens, 1.0);
+        sums_a[kEntropy] += (current.entropy * mb.completion_mask).sum().item<double>() / std::max(params.global_tokens, 1.0);
       }
       all_reduce_gradients(*ranks_, parameters, "all-reduce gradients (" + label + ")");
       if (cfg_.optimizer().max_grad_norm() > 0.0) {

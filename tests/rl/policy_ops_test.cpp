@@ -165,5 +165,28 @@ TEST(CompletionLogprobs, Bfloat16AutocastStaysCloseToFloat32AndKeepsFloat32Gradi
   }
 }
 
+TEST(SequenceBatch, LengthSortedTrimmedGroupsGiveTheSameLogprobs) {
+  auto model = tiny_model();
+  const std::vector<std::vector<std::int64_t>> prompts = {{3, 4, 5, 6, 7}, {6}, {7, 8}, {1, 2, 3}, {9}};
+  const std::vector<std::vector<std::int64_t>> completions = {{1, 2}, {9, 10, 11, 12, 3, 4}, {0}, {5, 5, 5}, {2}};
+  const auto batch = make_sequence_batch(prompts, completions, 0, torch::kCPU);
+  // Groups of two, shortest rows first: every row once.
+  const auto groups = length_sorted_groups(batch, torch::arange(5, torch::kInt64), 2);
+  ASSERT_EQ(groups.size(), 3u);
+  EXPECT_TRUE(torch::equal(std::get<0>(torch::cat(groups).sort()), torch::arange(5, torch::kInt64)));
+  // Real tokens per row: 7, 7, 3, 6, 2 → ascending (stable): rows 4, 2 | 3, 0 | 1.
+  EXPECT_TRUE(torch::equal(groups[0], torch::tensor({4L, 2L})));
+  EXPECT_TRUE(torch::equal(groups[1], torch::tensor({3L, 0L})));
+  // Rows 4 and 2 need a prompt of 2 and a completion of 1: the trimmed group is 3 wide instead of 11.
+  const auto trimmed = batch.rows(groups[0]).trimmed();
+  EXPECT_EQ(trimmed.prompt_width, 2);
+  EXPECT_EQ(trimmed.input_ids.size(1), 3);
+  EXPECT_TRUE(torch::equal(trimmed.completion_ids, torch::tensor({2L, 0L}).view({2, 1})));
+  torch::NoGradGuard no_grad;
+  const auto whole = completion_logprobs(model, batch, 0.7, false).logprobs * batch.completion_mask;
+  const auto grouped = completion_logprobs_in_groups(model, batch, 0.7, 2);
+  EXPECT_TRUE(torch::allclose(whole, grouped, 1e-5, 1e-6)) << (whole - grouped).abs().max();
+}
+
 }  // namespace
 }  // namespace grpo::rl
