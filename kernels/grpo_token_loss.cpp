@@ -34,7 +34,7 @@ class TokenLossFunction : public torch::autograd::Function<TokenLossFunction> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& logp, const torch::Tensor& old,
                                                 const torch::Tensor& ref, const torch::Tensor& adv, const torch::Tensor& weight, bool has_ref,
                                                 bool has_weight, const TokenLossParams& params) {
-    // Absent inputs arrive as empty placeholders (autograd wants every tensor argument defined).
+    // Absent inputs arrive as empty tensors with their flag false (autograd wants every tensor argument defined).
     const auto dtype = logp.scalar_type();
     auto contiguous = [&](const torch::Tensor& t) { return t.detach().to(dtype).contiguous(); };
     const auto logp_c = contiguous(logp), old_c = contiguous(old), adv_c = contiguous(adv);
@@ -102,9 +102,9 @@ void grpo_token_loss_cpu(const torch::Tensor& logp, const torch::Tensor& old, co
 TokenLoss grpo_token_loss(const torch::Tensor& logprobs, const torch::Tensor& old_logprobs, const torch::Tensor& ref_logprobs,
                           const torch::Tensor& advantages, const torch::Tensor& tis_weight, const TokenLossParams& params) {
   check_inputs(logprobs, old_logprobs, ref_logprobs, advantages, tis_weight, params);
-  const auto placeholder = torch::empty({0}, logprobs.options().requires_grad(false));
-  const auto outputs = TokenLossFunction::apply(logprobs, old_logprobs, ref_logprobs.defined() ? ref_logprobs : placeholder, advantages,
-                                                tis_weight.defined() ? tis_weight : placeholder, ref_logprobs.defined(), tis_weight.defined(), params);
+  const auto absent = torch::empty({0}, logprobs.options().requires_grad(false));
+  const auto outputs = TokenLossFunction::apply(logprobs, old_logprobs, ref_logprobs.defined() ? ref_logprobs : absent, advantages,
+                                                tis_weight.defined() ? tis_weight : absent, ref_logprobs.defined(), tis_weight.defined(), params);
   TokenLoss result;
   result.loss = outputs[0];
   result.ratio = outputs[1];

@@ -13,8 +13,8 @@ namespace grpo::kernels {
 //
 // Runs the fused CUDA kernel when the logits are on a CUDA device, the build has the kernel (GRPO_HAVE_CUDA) and
 // no gradient is needed (logits do not require grad, or grad mode is off, as for the old-policy and reference
-// log-probs). Otherwise it runs the reference, so it is differentiable wherever autograd is on; a fused backward
-// (d logp / d logits = one_hot(target) − softmax) is future work of issue 7.
+// log-probs). Otherwise it runs the reference, so it is differentiable wherever autograd is on. The trainer itself
+// goes from hidden states straight to log-probs, forward and backward, with chunked_token_logprobs.h.
 // Throws c10::Error on a caller mistake: logits not 2-D or of another dtype, V = 0, targets not 1-D int64 of length
 // N, tensors on different devices, or a target outside [0, V). The fused CUDA path does not synchronise to check
 // target ranges: it writes NaN for a row whose target is out of range and never reads outside the row.
