@@ -3,8 +3,10 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <sys/wait.h>
+#include <unistd.h>
 
 namespace grpo::testing {
 
@@ -24,6 +26,23 @@ inline Result run_grpo(const std::string& args, const std::string& environment =
   const int status = ::pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+// A scratch folder per test process, removed when the process exits.
+inline std::filesystem::path scratch_dir() {
+  struct Scratch {
+    std::filesystem::path dir = std::filesystem::temp_directory_path() / ("grpo_e2e_" + std::to_string(::getpid()));
+    Scratch() {
+      std::filesystem::remove_all(dir);
+      std::filesystem::create_directories(dir);
+    }
+    ~Scratch() {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
+  };
+  static const Scratch scratch;
+  return scratch.dir;
 }
 
 inline bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }

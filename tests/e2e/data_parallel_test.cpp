@@ -10,8 +10,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sys/socket.h>
-#include <netinet/in.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -21,40 +19,24 @@
 
 #include "policy/safetensors.h"
 #include "tests/e2e/cli_harness.h"
+#include "tests/testing/loopback_port.h"
 
 namespace {
 namespace fs = std::filesystem;
 using grpo::testing::contains;
 using grpo::testing::run_grpo;
 
-// A scratch folder per test process, removed when the process exits.
+// This suite's part of the test process's scratch folder.
 fs::path scratch() {
-  struct Scratch {
-    fs::path dir = fs::temp_directory_path() / ("grpo_dp_" + std::to_string(::getpid()));
-    Scratch() {
-      fs::remove_all(dir);
-      fs::create_directories(dir);
-    }
-    ~Scratch() {
-      std::error_code ignored;
-      fs::remove_all(dir, ignored);
-    }
-  };
-  static const Scratch scratch;
-  return scratch.dir;
+  static const fs::path dir = [] {
+    auto path = grpo::testing::scratch_dir() / "data_parallel";
+    fs::create_directories(path);
+    return path;
+  }();
+  return dir;
 }
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
+int free_port() { return grpo::fixtures::free_loopback_port(); }
 
 // The embedded base policy on generated arithmetic: rewards with signal from the first step, so the update moves
 // the weights (a policy that never earns a reward would only compare round-off).

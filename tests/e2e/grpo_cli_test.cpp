@@ -32,22 +32,7 @@ Result run(const std::string& args) { return grpo::testing::run_grpo(args); }
 
 class GrpoCli : public ::testing::Test {
  protected:
-  // A scratch folder per test process, removed when the process exits.
-  static fs::path work() {
-    struct Scratch {
-      fs::path dir = fs::temp_directory_path() / ("grpo_e2e_" + std::to_string(::getpid()));
-      Scratch() {
-        fs::remove_all(dir);
-        fs::create_directories(dir);
-      }
-      ~Scratch() {
-        std::error_code ignored;
-        fs::remove_all(dir, ignored);
-      }
-    };
-    static const Scratch scratch;
-    return scratch.dir;
-  }
+  static fs::path work() { return grpo::testing::scratch_dir(); }
   static std::string write(const std::string& name, const std::string& text) {
     const auto path = work() / name;
     std::ofstream(path) << text;

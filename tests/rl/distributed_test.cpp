@@ -5,14 +5,12 @@
 
 #include <future>
 #include <map>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <thread>
-#include <unistd.h>
 
 #include "rl/distributed/gradient_sync.h"
 #include "rl/distributed/launch_env.h"
 #include "rl/distributed/rank_group.h"
+#include "tests/testing/loopback_port.h"
 
 namespace grpo::rl {
 namespace {
@@ -92,17 +90,7 @@ TEST(LaunchEnv, ImpossibleEnvironmentsAreErrorsNamingTheVariable) {
   EXPECT_NE(message({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "8"}, {"SLURM_NTASKS_PER_NODE", "4"}}).find("MASTER_ADDR"), std::string::npos);
 }
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
+int free_port() { return fixtures::free_loopback_port(); }
 
 LaunchInfo loopback_rank(int rank, int world, int port) {
   LaunchInfo info;
