@@ -89,7 +89,7 @@ LlamaAttentionImpl::LlamaAttentionImpl(const ModelConfig& config, torch::Dtype d
 }
 
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                          const torch::Tensor& mask, KvCache* cache, std::int64_t layer) {
+                                          const torch::Tensor& mask, KvCache* cache, std::int64_t layer, SharedPrefix* prefix) {
   const auto batch = x.size(0);
   const auto steps = x.size(1);
   // [B, T, H*D] → [B, T, H, D] (Qwen3 normalises each head here) → [B, H, T, D]
@@ -119,7 +119,17 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
     k = cache->keys[layer].narrow(2, 0, cache->length + steps);
     v = cache->values[layer].narrow(2, 0, cache->length + steps);
   }
-  if (steps == 1 && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && mask.scalar_type() == torch::kBool) {
+  if (prefix != nullptr && !prefix->rows.defined()) {  // the prompts: remember their keys and values
+    prefix->keys.resize(static_cast<std::size_t>(layer) + 1);
+    prefix->values.resize(static_cast<std::size_t>(layer) + 1);
+    prefix->keys[static_cast<std::size_t>(layer)] = k;
+    prefix->values[static_cast<std::size_t>(layer)] = v;
+  } else if (prefix != nullptr) {  // continuations: each row's prompt first
+    k = torch::cat({prefix->keys.at(static_cast<std::size_t>(layer)).index_select(0, prefix->rows), k}, 2);
+    v = torch::cat({prefix->values.at(static_cast<std::size_t>(layer)).index_select(0, prefix->rows), v}, 2);
+  }
+  // (decode_attention has no backward: only cached generation, which runs without grad, takes it)
+  if (steps == 1 && cache != nullptr && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && mask.scalar_type() == torch::kBool) {
     // A decode step on the CPU: the kernel that reads each cache row once for all heads sharing it.
     return o_proj(kernels::decode_attention(q, k, v, mask).view({batch, 1, num_heads_ * head_dim_}));
   }
@@ -144,8 +154,8 @@ LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const ModelConfig& config, torch::D
 }
 
 torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                             const torch::Tensor& mask, KvCache* cache, std::int64_t layer) {
-  const auto h = x + self_attn(input_layernorm(x), cos, sin, mask, cache, layer);
+                                             const torch::Tensor& mask, KvCache* cache, std::int64_t layer, SharedPrefix* prefix) {
+  const auto h = x + self_attn(input_layernorm(x), cos, sin, mask, cache, layer, prefix);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -198,13 +208,15 @@ class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 }  // namespace
 
 torch::Tensor LlamaBackboneImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
-                                         const torch::Tensor& mask, KvCache* cache) {
+                                         const torch::Tensor& mask, KvCache* cache, SharedPrefix* prefix) {
+  TORCH_CHECK(cache == nullptr || prefix == nullptr, "a forward takes a KV cache or a shared prefix, not both");
   auto h = embed_tokens(input_ids);
   const auto [cos, sin] = rotary_(position_ids);
-  const bool checkpoint = gradient_checkpointing && cache == nullptr && mask.defined() && torch::GradMode::is_enabled();
+  // The checkpointed layer's recomputation has no way to hand gradients back to a shared prefix's keys.
+  const bool checkpoint = gradient_checkpointing && cache == nullptr && prefix == nullptr && mask.defined() && torch::GradMode::is_enabled();
   for (std::int64_t i = 0; i < static_cast<std::int64_t>(layers->size()); ++i) {
     auto* layer = layers[i]->as<LlamaDecoderLayer>();
-    h = checkpoint ? CheckpointedLayer::apply(h, cos, sin, mask, layer, i) : layer->forward(h, cos, sin, mask, cache, i);
+    h = checkpoint ? CheckpointedLayer::apply(h, cos, sin, mask, layer, i) : layer->forward(h, cos, sin, mask, cache, i, prefix);
   }
   if (cache != nullptr) cache->length += input_ids.size(1);
   return norm(h);
@@ -226,8 +238,8 @@ torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& input_ids, cons
 }
 
 torch::Tensor LlamaForCausalLMImpl::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
-                                                  const torch::Tensor& mask, KvCache* cache) {
-  return model->forward(input_ids, position_ids, mask, cache);
+                                                  const torch::Tensor& mask, KvCache* cache, SharedPrefix* prefix) {
+  return model->forward(input_ids, position_ids, mask, cache, prefix);
 }
 
 torch::Tensor LlamaForCausalLMImpl::output_weight() const {

@@ -29,6 +29,18 @@ struct KvCache {
   void select_rows(const torch::Tensor& rows);
 };
 
+// Keys and values of prompts shared by several sequences, so that the G completions of one prompt are scored without
+// running the prompt G times (the "shared-prefix forward" of Prefix Grouper, arXiv 2506.05433). A forward of the
+// prompts [P, L] with `rows` undefined records each layer's keys and values [P, K, L, D] (after RoPE, with autograd);
+// a forward of continuations [B, T] with `rows` [B] int64 set lets row b attend to prompt rows[b] before its own
+// tokens. Gradients reaching the shared keys and values from every continuation add up (index_select's backward), so
+// the result equals running every sequence whole, up to float round-off.
+struct SharedPrefix {
+  std::vector<torch::Tensor> keys;    // per layer [P, K, L, D]
+  std::vector<torch::Tensor> values;  // per layer [P, K, L, D]
+  torch::Tensor rows;                 // [B] int64 into P; undefined while the prompts run
+};
+
 // torch::nn::Linear / Embedding without their initialisation: parameters are allocated (uninitialised) in the
 // model's dtype and filled by a checkpoint load or initialize_weights(), so that building a 0.5B-parameter model
 // before loading it costs no random-number generation and no float32 detour. Parameter names are "weight" and
@@ -78,9 +90,10 @@ class LlamaAttentionImpl : public torch::nn::Module {
  public:
   LlamaAttentionImpl(const ModelConfig& config, torch::Dtype dtype);
   // x [B, T, C]; cos/sin [B, 1, T, D]; mask [B, 1, T, S] bool (true = may attend). With a cache, the new keys and
-  // values are written at positions [cache.length, cache.length + T) of `layer` and attention covers [0, S).
+  // values are written at positions [cache.length, cache.length + T) of `layer` and attention covers [0, S). With a
+  // shared prefix (no cache), the keys are the prefix's L and then the T new ones: S = L + T.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, const torch::Tensor& mask,
-                        KvCache* cache, std::int64_t layer);
+                        KvCache* cache, std::int64_t layer, SharedPrefix* prefix = nullptr);
 
  private:
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
@@ -103,7 +116,7 @@ class LlamaDecoderLayerImpl : public torch::nn::Module {
  public:
   LlamaDecoderLayerImpl(const ModelConfig& config, torch::Dtype dtype);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, const torch::Tensor& mask,
-                        KvCache* cache, std::int64_t layer);
+                        KvCache* cache, std::int64_t layer, SharedPrefix* prefix = nullptr);
 
  private:
   LlamaAttention self_attn{nullptr};
@@ -116,11 +129,12 @@ TORCH_MODULE(LlamaDecoderLayer);
 class LlamaBackboneImpl : public torch::nn::Module {
  public:
   LlamaBackboneImpl(const ModelConfig& config, torch::Dtype dtype);
-  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids, const torch::Tensor& mask, KvCache* cache);
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids, const torch::Tensor& mask, KvCache* cache,
+                        SharedPrefix* prefix = nullptr);
   Embedding embed_tokens{nullptr};
-  // Gradient checkpointing: in a training forward (grad mode on, no cache) each decoder layer keeps only its input,
-  // and backward runs the layer again to get what it needs: activation memory of one layer instead of all, for one
-  // more forward pass.
+  // Gradient checkpointing: in a training forward (grad mode on, no cache, no shared prefix) each decoder layer keeps
+  // only its input, and backward runs the layer again to get what it needs: activation memory of one layer instead
+  // of all, for one more forward pass.
   bool gradient_checkpointing = false;
 
  private:
@@ -141,11 +155,12 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   // The two halves of forward(), for callers that must not hold [B, T, V] logits at once (long sequences with a
   // 150k vocabulary): the final hidden states [B, T, C], and the logits [..., V] in float32 of any slice of them.
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& position_ids, const torch::Tensor& mask,
-                              KvCache* cache = nullptr);
+                              KvCache* cache = nullptr, SharedPrefix* prefix = nullptr);
   torch::Tensor logits(const torch::Tensor& hidden);
   // The output projection's weight [V, C] (the embedding's when tied), for ops that fuse it with what follows.
   torch::Tensor output_weight() const;
   void set_gradient_checkpointing(bool on) { model->gradient_checkpointing = on; }
+  bool gradient_checkpointing() const { return model->gradient_checkpointing; }
 
   // A cache for `batch_size` sequences of up to `capacity` positions, on the model's device and dtype.
   KvCache make_cache(std::int64_t batch_size, std::int64_t capacity) const;

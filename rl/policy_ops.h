@@ -19,6 +19,11 @@ struct SequenceBatch {
   torch::Tensor completion_ids;   // [B, T] (padding positions hold pad_id)
   torch::Tensor completion_mask;  // [B, T] float32: 1 for real completion tokens
   std::int64_t prompt_width = 0;  // L
+  // [B] int64 on the CPU: rows with equal values have the same prompt (make_sequence_batch compares the tokens).
+  torch::Tensor prompt_index;
+  // Whether completion_logprobs may run each distinct prompt once for all its rows (SharedPrefix). The result is the
+  // same up to float round-off; model.shared_prompt_forward turns it off.
+  bool share_prompts = true;
 
   std::int64_t size() const { return input_ids.size(0); }
   SequenceBatch rows(const torch::Tensor& indices) const;  // a minibatch (int64 indices)
@@ -28,7 +33,8 @@ struct SequenceBatch {
 };
 
 // `rows` (int64 indices into batch) cut into groups of at most max_rows (0: one group), sorted by length so that the
-// rows of a group pad little. Every row is in exactly one group.
+// rows of a group pad little. Rows of one prompt stay next to each other (ordered by their longest row), so that a
+// group holds few distinct prompts to run. Every row is in exactly one group.
 std::vector<torch::Tensor> length_sorted_groups(const SequenceBatch& batch, const torch::Tensor& rows, std::int64_t max_rows);
 
 SequenceBatch make_sequence_batch(const std::vector<std::vector<std::int64_t>>& prompts,
@@ -39,7 +45,9 @@ struct TokenLogprobs {
   torch::Tensor entropy;   // [B, T] float32, detached; undefined unless requested
 };
 
-// Runs under the caller's grad mode: differentiable for the policy update, wrap in NoGradGuard for π_ref.
+// Runs under the caller's grad mode: differentiable for the policy update, wrap in NoGradGuard for π_ref. When rows
+// share prompts (and batch.share_prompts), each distinct prompt runs once and its keys and values serve all its
+// rows: with G samples per prompt, the prompt costs 1/G of what it would.
 TokenLogprobs completion_logprobs(policy::LlamaForCausalLM& model, const SequenceBatch& batch, double temperature, bool with_entropy);
 
 // completion_logprobs without grad, in length-sorted trimmed groups of at most max_rows (see length_sorted_groups):

@@ -1,6 +1,7 @@
 // GRPO training loop (see trainer.h).
 #include "rl/trainer.h"
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/autocast.h"
+#include "kernels/cpu_workers.h"
 #include "policy/checkpoint.h"
 #include "rl/distributed/gradient_sync.h"
 #include "rl/distributed/launch_env.h"
@@ -427,8 +429,16 @@ nlohmann::ordered_json GrpoTrainer::update_phase(const SequenceBatch& batch, con
       params.global_sequences = static_cast<double>(global_rows.numel());
       optimizer_->zero_grad();
       // Micro-batches of rows of similar length, trimmed; the loss of each is normalised over the whole minibatch
-      // (params' global counts), so their gradients add up to the minibatch's.
-      for (const auto& group : empty ? std::vector<torch::Tensor>{} : length_sorted_groups(batch, rows, g.micro_batch_rows())) {
+      // (params' global counts), so their gradients add up to the minibatch's. A small model on the CPU runs them
+      // side by side, one core each (kernels/cpu_workers.h); each worker sums its own gradients, in order.
+      const auto groups = empty ? std::vector<torch::Tensor>{} : length_sorted_groups(batch, rows, g.micro_batch_rows());
+      const auto items = static_cast<std::int64_t>(groups.size());
+      // (A checkpointed layer's inner backward adds its parameters' gradients to .grad itself: one worker then.)
+      const int workers = cfg_.model().gradient_checkpointing() ? 1 : kernels::independent_cpu_workers(device_, policy_.model->config().hidden_size, items);
+      std::vector<std::vector<torch::Tensor>> worker_grads(static_cast<std::size_t>(workers));
+      std::vector<std::array<double, kMetricCount>> item_sums(groups.size());
+      kernels::run_on_cpu_workers(items, workers, [&](std::int64_t item, int worker) {
+        const auto& group = groups[static_cast<std::size_t>(item)];
         const auto mb = batch.rows(group).trimmed();
         const auto width = mb.completion_ids.size(1);
         const auto rows_d = group.to(device_);
@@ -444,17 +454,41 @@ nlohmann::ordered_json GrpoTrainer::update_phase(const SequenceBatch& batch, con
                                       mb.completion_mask};
         const auto out = policy_loss(inputs, params);
         autocast.reset();
-        out.loss.backward();
+        if (workers == 1) {
+          out.loss.backward();
+        } else {
+          const auto grads = torch::autograd::grad({out.loss}, parameters, {}, /*retain_graph=*/false, /*create_graph=*/false,
+                                                   /*allow_unused=*/true);
+          auto& sum = worker_grads[static_cast<std::size_t>(worker)];
+          if (sum.empty()) sum.resize(parameters.size());
+          for (std::size_t k = 0; k < grads.size(); ++k) {
+            if (grads[k].defined()) sum[k] = sum[k].defined() ? sum[k] + grads[k] : grads[k];
+          }
+        }
         const double group_tokens = mb.completion_mask.sum().item<double>();
         const double share = group_tokens / std::max(params.global_tokens, 1.0);
-        sums_a[kLoss] += out.loss.item<double>();
-        sums_a[kKl] += out.kl_mean * share;
-        sums_a[kClipLow] += out.clip_low_fraction * share;
-        sums_a[kClipHigh] += out.clip_high_fraction * share;
-        sums_a[kDual] += out.dual_clip_fraction * share;
-        sums_a[kTis] += out.tis_capped_fraction * share;
-        sums_a[kRatio] += out.ratio_mean * share;
-        sums_a[kEntropy] += (current.entropy * mb.completion_mask).sum().item<double>() / std::max(params.global_tokens, 1.0);
+        auto& m = item_sums[static_cast<std::size_t>(item)];
+        m[kLoss] = out.loss.item<double>();
+        m[kKl] = out.kl_mean * share;
+        m[kClipLow] = out.clip_low_fraction * share;
+        m[kClipHigh] = out.clip_high_fraction * share;
+        m[kDual] = out.dual_clip_fraction * share;
+        m[kTis] = out.tis_capped_fraction * share;
+        m[kRatio] = out.ratio_mean * share;
+        m[kEntropy] = (current.entropy * mb.completion_mask).sum().item<double>() / std::max(params.global_tokens, 1.0);
+      });
+      if (workers > 1) {
+        // The workers' sums, added in worker order: the same gradients every run.
+        for (std::size_t k = 0; k < parameters.size(); ++k) {
+          torch::Tensor total;
+          for (const auto& sum : worker_grads) {
+            if (!sum.empty() && sum[k].defined()) total = total.defined() ? total + sum[k] : sum[k];
+          }
+          if (total.defined()) parameters[k].mutable_grad() = total;
+        }
+      }
+      for (const auto& m : item_sums) {
+        for (int k = 0; k < kMetricCount; ++k) sums_a[k] += m[static_cast<std::size_t>(k)];
       }
       all_reduce_gradients(*ranks_, parameters, "all-reduce gradients (" + label + ")");
       if (cfg_.optimizer().max_grad_norm() > 0.0) {
@@ -603,6 +637,7 @@ nlohmann::ordered_json GrpoTrainer::run_step(int step, std::optional<PendingRoll
   std::vector<std::vector<std::int64_t>> completions;
   for (const auto& c : data.generation.completions) completions.push_back(c.tokens);
   auto batch = make_sequence_batch(data.prompt_ids, completions, policy_.pad_token_id, device_);
+  batch.share_prompts = cfg_.model().shared_prompt_forward();
   if (cfg_.grpo().mask_truncated()) {
     // DAPO overlong filtering: a completion cut off by the budget says nothing reliable about its answer.
     std::vector<float> keep;

@@ -188,5 +188,67 @@ TEST(SequenceBatch, LengthSortedTrimmedGroupsGiveTheSameLogprobs) {
   EXPECT_TRUE(torch::allclose(whole, grouped, 1e-5, 1e-6)) << (whole - grouped).abs().max();
 }
 
+// Three prompts with two or three completions each (one of a single token, one empty), as a GRPO step has them.
+SequenceBatch shared_prompt_batch() {
+  return make_sequence_batch({{3, 4, 5}, {6}, {3, 4, 5}, {7, 8}, {3, 4, 5}, {6}, {7, 8}},
+                             {{1, 2}, {9, 10, 11, 12}, {2}, {0}, {5, 6, 7, 8, 9}, {4, 4}, {}}, 0, torch::kCPU);
+}
+
+TEST(SequenceBatch, RowsWithTheSamePromptTokensShareAPromptIndex) {
+  const auto batch = shared_prompt_batch();
+  EXPECT_TRUE(torch::equal(batch.prompt_index, torch::tensor({0L, 1L, 0L, 2L, 0L, 1L, 2L})));
+  EXPECT_TRUE(torch::equal(batch.rows(torch::tensor({5L, 3L})).prompt_index, torch::tensor({1L, 2L})));
+  // Rows ordered prompt by prompt, prompts with shorter longest rows first, then cut into groups of at most three:
+  // prompt 2 (rows 6, 3: longest 3 tokens), prompt 1 (rows 5, 1: longest 5), prompt 0 (rows 2, 0, 4: longest 8).
+  const auto groups = length_sorted_groups(batch, torch::arange(7, torch::kInt64), 3);
+  ASSERT_EQ(groups.size(), 3u);
+  EXPECT_TRUE(torch::equal(groups[0], torch::tensor({6L, 3L, 5L})));
+  EXPECT_TRUE(torch::equal(groups[1], torch::tensor({1L, 2L, 0L})));
+  EXPECT_TRUE(torch::equal(groups[2], torch::tensor({4L})));
+}
+
+TEST(CompletionLogprobs, SharedPromptForwardEqualsTheWholeSequences) {
+  auto model = fixtures::tiny_model({.vocab_size = 13, .num_hidden_layers = 2, .num_key_value_heads = 2, .seed = 11, .weight_scale = 2.0});
+  auto shared = shared_prompt_batch();
+  auto whole = shared;
+  whole.share_prompts = false;
+  const auto a = completion_logprobs(model, shared, 0.8, /*with_entropy=*/true);
+  const auto b = completion_logprobs(model, whole, 0.8, /*with_entropy=*/true);
+  const auto mask = shared.completion_mask.to(torch::kBool);
+  EXPECT_TRUE(torch::allclose(a.logprobs.masked_select(mask), b.logprobs.masked_select(mask), 1e-5, 1e-5))
+      << (a.logprobs - b.logprobs).masked_select(mask).abs().max();
+  EXPECT_TRUE(torch::allclose(a.entropy.masked_select(mask), b.entropy.masked_select(mask), 1e-5, 1e-5));
+  // Each against the plain one-sequence-at-a-time computation too.
+  const std::vector<std::int64_t> prompt = {3, 4, 5}, completion = {5, 6, 7, 8, 9};
+  const auto expected = plain_logprobs(model, prompt, completion, 0.8);
+  for (std::size_t t = 0; t < expected.size(); ++t) EXPECT_NEAR(a.logprobs[4][static_cast<std::int64_t>(t)].item<double>(), expected[t], 1e-5);
+
+  // Gradients: the prompt's keys and values receive the sum over its rows.
+  const auto shared_grads = parameter_gradients(model, shared);
+  const auto whole_grads = parameter_gradients(model, whole);
+  double largest = 0.0;
+  for (std::size_t i = 0; i < whole_grads.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(shared_grads[i], whole_grads[i], 1e-4, 1e-5))
+        << "parameter " << i << ": " << (shared_grads[i] - whole_grads[i]).abs().max();
+    largest = std::max(largest, whole_grads[i].abs().max().item<double>());
+  }
+  EXPECT_GT(largest, 1e-3) << "the gradients compared must not all be zero";
+}
+
+TEST(CompletionLogprobs, SharedPromptsOfOneTokenCompletionsAndInGroups) {
+  auto model = tiny_model();
+  // Every completion one token long: only the prompts run.
+  const auto batch = make_sequence_batch({{3, 4}, {3, 4}, {9, 9, 9}, {9, 9, 9}}, {{1}, {2}, {3}, {1}}, 0, torch::kCPU);
+  auto whole = batch;
+  whole.share_prompts = false;
+  torch::NoGradGuard no_grad;
+  const auto a = completion_logprobs(model, batch, 1.0, false).logprobs;
+  EXPECT_TRUE(torch::allclose(a, completion_logprobs(model, whole, 1.0, false).logprobs, 1e-5, 1e-6));
+  const auto many = shared_prompt_batch();
+  auto many_whole = many;
+  many_whole.share_prompts = false;
+  EXPECT_TRUE(torch::allclose(completion_logprobs_in_groups(model, many, 1.0, 3), completion_logprobs_in_groups(model, many_whole, 1.0, 0), 1e-5, 1e-6));
+}
+
 }  // namespace
 }  // namespace grpo::rl
