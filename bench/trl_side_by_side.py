@@ -6,7 +6,8 @@ threads, one after the other. Both final policies are then evaluated by the same
 same held-out problems). Prints one JSON line: median wall time per GRPO step for each, their ratio, and the final
 held-out accuracies.
 
-  .venv/bin/python bench/trl_side_by_side.py [--grpo build/bin/grpo] [--steps 40] [--threads 2]
+  .venv/bin/python bench/trl_side_by_side.py [--grpo build/bin/grpo] [--steps 40] [--threads 2] [--seed 1]
+                                             [--eval-problems 1000]
 
 One GRPO step = P prompts × G samples generated, then the update (2 minibatches of 64, as in the config). TRL
 counts optimizer steps, so it runs 2 × steps of them with steps_per_generation = 2 (one generation serves both).
@@ -65,6 +66,7 @@ def main():
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--eval-problems", type=int, default=1000)
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="grpo-trl-")
     prompts_per_step, group = 16, 8
@@ -76,7 +78,6 @@ def main():
     grpo(args.grpo, "train", CONFIG, *common, "--set", f"output_dir={work}", "--set", "name=ours")
     rows = [json.loads(line) for line in open(os.path.join(work, "ours", "metrics.jsonl"))]
     ours_steps = [r["time_step_s"] for r in rows if "time_step_s" in r][1:]  # the first step warms up
-    ours_eval = [r for r in rows if "eval_accuracy" in r]
 
     # TRL, on the same prompts in the same order.
     import datasets
@@ -115,7 +116,9 @@ def main():
     trl_steps = [step_times[i] + step_times[i + 1] for i in range(2, len(step_times) - 1, 2)]
 
     def held_out(model_path):
-        return json.loads(grpo(args.grpo, "eval", "--model", model_path, "--config", CONFIG).strip().splitlines()[-1])["accuracy"]
+        # More problems than the config's 200 during training: one problem is then 0.1%, not 0.5%.
+        return json.loads(grpo(args.grpo, "eval", "--model", model_path, "--config", CONFIG, "--num-problems",
+                               str(args.eval_problems)).strip().splitlines()[-1])["accuracy"]
 
     ours_accuracy = held_out(os.path.join(work, "ours", "final"))
     trl_accuracy = held_out(trl_dir)
@@ -123,8 +126,8 @@ def main():
     print(json.dumps({
         "steps": args.steps, "threads": args.threads, "prompts_per_step": prompts_per_step, "group_size": group,
         "ours_step_seconds": ours_median, "trl_step_seconds": trl_median, "ratio": trl_median / ours_median,
-        "base_eval_accuracy": ours_eval[0]["eval_accuracy"] if ours_eval else None,
-        "ours_eval_accuracy": ours_accuracy, "trl_eval_accuracy": trl_accuracy,
+        "base_eval_accuracy": held_out(model_dir),
+        "eval_problems": args.eval_problems, "ours_eval_accuracy": ours_accuracy, "trl_eval_accuracy": trl_accuracy,
         "trl": __import__("trl").__version__, "transformers": transformers.__version__, "work_dir": work}))
 
 

@@ -472,12 +472,13 @@ TEST(RolloutWorkers, AStalledWorkerIsGivenUpAfterTheDeadlineAndItsPromptsReassig
   // The fake delivers its first prompt, then says nothing: the pool must keep that one and move the rest.
   FakeWorker stalled([](tcp::socket& socket, const proto::GenerateRequest& request) {
     send_group(socket, request, 0, request.samples_per_prompt(), -0.5f);
-    std::this_thread::sleep_for(std::chrono::milliseconds(4000));
+    std::this_thread::sleep_for(std::chrono::milliseconds(8000));
   });
   Worker good(2);
   auto model = trainer_model();
   auto options = pool_options({stalled.address(), good.address()});
-  options.stall_timeout = std::chrono::milliseconds(400);
+  // Long enough that the good worker, on a machine loaded by the rest of the suite, is never taken for stalled too.
+  options.stall_timeout = std::chrono::milliseconds(1500);
   RolloutWorkerPool pool(options, kVocab);
   pool.connect();
   pool.publish(std::make_shared<const WeightSnapshot>(snapshot_weights(model, 0)));
@@ -488,7 +489,7 @@ TEST(RolloutWorkers, AStalledWorkerIsGivenUpAfterTheDeadlineAndItsPromptsReassig
   EXPECT_EQ(stats.workers_failed, 1);
   EXPECT_EQ(stats.reassigned_prompts, 4);  // the stalled worker had 5 of the 9 prompts and delivered one
   // Far from both the deadline and the fake's wake-up, so that a loaded machine does not decide it.
-  EXPECT_LT(seconds, 3.0) << "the stall should be detected at the 400 ms deadline, not when the fake wakes up at 4 s";
+  EXPECT_LT(seconds, 5.0) << "the stall should be detected at the 1.5 s deadline, not when the fake wakes up at 8 s";
   const auto local = generate(model, sampled_request());
   ASSERT_EQ(result.completions.size(), local.completions.size());
   // Prompt 0 came from the fake (token 5), every other prompt from the good worker, each exactly once.
