@@ -12,13 +12,29 @@
 namespace grpo::kernels {
 namespace {
 
-// Fixed-width partial sums so that the compiler vectorises the dot product without reassociating a float reduction.
+// Dot products in 16-wide vectors (GCC vector extensions: each target clone below compiles them to its own
+// instructions), the lanes then added as a fixed tree of shuffles: the same association every run, and no chain of
+// 16 dependent scalar additions per key.
 constexpr std::int64_t kLanes = 16;
+typedef float Vec16 __attribute__((vector_size(64)));
+typedef float Vec8 __attribute__((vector_size(32)));
+typedef float Vec4 __attribute__((vector_size(16)));
 
-// Built for AVX-512, AVX2 and baseline x86-64; the loader picks the best the CPU has.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void group_scores(const float* q, std::int64_t q_head_stride, int group, const float* k, std::int64_t k_stride, const bool* mask,
-                  std::int64_t mask_stride, std::int64_t keys, std::int64_t dim, float scale, float* scores /* [group, keys] */) {
+// ((p[l] + p[l+8]) + (p[l+4] + p[l+12])) …: lanes l and l + w added for w = 8, 4, 2, 1.
+// (Vectors pass by reference: by value, a 64-byte vector's calling convention differs between the clones.)
+[[gnu::always_inline]] inline float sum_lanes(const Vec16& p) {
+  const Vec8 a = __builtin_shufflevector(p, p, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(p, p, 8, 9, 10, 11, 12, 13, 14, 15);
+  const Vec4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+  return (b[0] + b[2]) + (b[1] + b[3]);
+}
+
+// Head size D known at compile time (Dim > 0) lets the loops unroll fully and keep a head's output in registers;
+// Dim = 0 reads it from `dim`.
+template <std::int64_t Dim>
+[[gnu::always_inline]] inline void scores_impl(const float* q, std::int64_t q_head_stride, int group, const float* k, std::int64_t k_stride,
+                                               const bool* mask, std::int64_t mask_stride, std::int64_t keys, std::int64_t dim, float scale,
+                                               float* scores /* [group, keys] */) {
+  const std::int64_t D = Dim > 0 ? Dim : dim;
   for (std::int64_t s = 0; s < keys; ++s) {
     if (!mask[s * mask_stride]) {
       for (int j = 0; j < group; ++j) scores[j * keys + s] = -std::numeric_limits<float>::infinity();
@@ -27,31 +43,71 @@ void group_scores(const float* q, std::int64_t q_head_stride, int group, const f
     const float* key = k + s * k_stride;
     for (int j = 0; j < group; ++j) {
       const float* query = q + j * q_head_stride;
-      float partial[kLanes] = {};
+      Vec16 partial = {};
       std::int64_t d = 0;
-      for (; d + kLanes <= dim; d += kLanes) {
-        for (std::int64_t l = 0; l < kLanes; ++l) partial[l] += query[d + l] * key[d + l];
+      for (; d + kLanes <= D; d += kLanes) {
+        Vec16 a, b;
+        __builtin_memcpy(&a, query + d, sizeof a);  // unaligned loads
+        __builtin_memcpy(&b, key + d, sizeof b);
+        partial += a * b;
       }
-      float dot = 0.0f;
-      for (; d < dim; ++d) dot += query[d] * key[d];
-      for (std::int64_t l = 0; l < kLanes; ++l) dot += partial[l];
-      scores[j * keys + s] = dot * scale;
+      float tail = 0.0f;
+      for (; d < D; ++d) tail += query[d] * key[d];
+      scores[j * keys + s] = (sum_lanes(partial) + tail) * scale;
     }
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void group_values(const float* probs /* [group, keys] */, int group, const float* v, std::int64_t v_stride, std::int64_t keys,
-                  std::int64_t dim, float* out, std::int64_t out_head_stride) {
-  for (int j = 0; j < group; ++j) std::fill(out + j * out_head_stride, out + j * out_head_stride + dim, 0.0f);
-  for (std::int64_t s = 0; s < keys; ++s) {
-    const float* value = v + s * v_stride;
+template <std::int64_t Dim>
+[[gnu::always_inline]] inline void values_impl(const float* probs /* [group, keys] */, int group, const float* v, std::int64_t v_stride,
+                                               std::int64_t keys, std::int64_t dim, float* out, std::int64_t out_head_stride) {
+  if constexpr (Dim > 0) {
+    // One head at a time, its D sums in a local array (registers), the keys streamed past it.
     for (int j = 0; j < group; ++j) {
-      const float p = probs[j * keys + s];
-      if (p == 0.0f) continue;  // masked keys (and negligible ones) cost nothing
-      float* o = out + j * out_head_stride;
-      for (std::int64_t d = 0; d < dim; ++d) o[d] += p * value[d];
+      float acc[Dim] = {};
+      const float* p = probs + j * keys;
+      for (std::int64_t s = 0; s < keys; ++s) {
+        if (p[s] == 0.0f) continue;  // masked keys (and negligible ones) cost nothing
+        const float* value = v + s * v_stride;
+        for (std::int64_t d = 0; d < Dim; ++d) acc[d] += p[s] * value[d];
+      }
+      std::copy(acc, acc + Dim, out + j * out_head_stride);
     }
+  } else {
+    for (int j = 0; j < group; ++j) std::fill(out + j * out_head_stride, out + j * out_head_stride + dim, 0.0f);
+    for (std::int64_t s = 0; s < keys; ++s) {
+      const float* value = v + s * v_stride;
+      for (int j = 0; j < group; ++j) {
+        const float p = probs[j * keys + s];
+        if (p == 0.0f) continue;
+        float* o = out + j * out_head_stride;
+        for (std::int64_t d = 0; d < dim; ++d) o[d] += p * value[d];
+      }
+    }
+  }
+}
+
+// Built for AVX-512, AVX2 and baseline x86-64; the loader picks the best the CPU has. The common head sizes get
+// their own unrolled bodies.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void group_scores(const float* q, std::int64_t q_head_stride, int group, const float* k, std::int64_t k_stride, const bool* mask,
+                  std::int64_t mask_stride, std::int64_t keys, std::int64_t dim, float scale, float* scores) {
+  switch (dim) {
+    case 32: return scores_impl<32>(q, q_head_stride, group, k, k_stride, mask, mask_stride, keys, dim, scale, scores);
+    case 64: return scores_impl<64>(q, q_head_stride, group, k, k_stride, mask, mask_stride, keys, dim, scale, scores);
+    case 128: return scores_impl<128>(q, q_head_stride, group, k, k_stride, mask, mask_stride, keys, dim, scale, scores);
+    default: return scores_impl<0>(q, q_head_stride, group, k, k_stride, mask, mask_stride, keys, dim, scale, scores);
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void group_values(const float* probs, int group, const float* v, std::int64_t v_stride, std::int64_t keys, std::int64_t dim, float* out,
+                  std::int64_t out_head_stride) {
+  switch (dim) {
+    case 32: return values_impl<32>(probs, group, v, v_stride, keys, dim, out, out_head_stride);
+    case 64: return values_impl<64>(probs, group, v, v_stride, keys, dim, out, out_head_stride);
+    case 128: return values_impl<128>(probs, group, v, v_stride, keys, dim, out, out_head_stride);
+    default: return values_impl<0>(probs, group, v, v_stride, keys, dim, out, out_head_stride);
   }
 }
 

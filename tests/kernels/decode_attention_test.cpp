@@ -14,7 +14,7 @@ struct Case {
 TEST(DecodeAttention, MatchesTheReference) {
   auto generator = at::make_generator<at::CPUGeneratorImpl>(3);
   const auto options = torch::TensorOptions().dtype(torch::kFloat32);
-  for (const auto& c : {Case{3, 4, 2, 17, 32}, Case{2, 7, 1, 40, 24}, Case{5, 4, 4, 1, 16}, Case{1, 14, 2, 300, 64}, Case{2, 2, 1, 9, 130}}) {
+  for (const auto& c : {Case{3, 4, 2, 17, 32}, Case{2, 7, 1, 40, 24}, Case{5, 4, 4, 1, 16}, Case{1, 14, 2, 300, 64}, Case{2, 8, 2, 50, 128}, Case{2, 2, 1, 9, 130}}) {
     const auto q = at::normal(0.0, 1.0, {c.batch, c.heads, 1, c.dim}, generator, options);
     // The cache is a view into a longer buffer, as in generation.
     const auto k_buffer = at::normal(0.0, 1.0, {c.batch, c.kv_heads, c.keys + 11, c.dim}, generator, options);
