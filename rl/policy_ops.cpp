@@ -43,11 +43,13 @@ std::vector<torch::Tensor> length_sorted_groups(const SequenceBatch& batch, cons
     auto& l = longest[prompt_a[i]];
     l = std::max(l, length_a[i]);
   }
+  using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t>;
+  std::vector<Key> keys;
+  for (std::int64_t i = 0; i < indices.numel(); ++i) keys.emplace_back(longest[prompt_a[i]], prompt_a[i], length_a[i]);
   std::vector<std::int64_t> order(static_cast<std::size_t>(indices.numel()));
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
-    return std::tuple(longest[prompt_a[a]], prompt_a[a], length_a[a]) < std::tuple(longest[prompt_a[b]], prompt_a[b], length_a[b]);
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int64_t a, std::int64_t b) { return keys[static_cast<std::size_t>(a)] < keys[static_cast<std::size_t>(b)]; });
   const auto sorted = indices.index_select(0, torch::tensor(order, torch::kInt64));
   std::vector<torch::Tensor> groups;
   for (std::int64_t begin = 0; begin < sorted.numel(); begin += max_rows) {
@@ -168,6 +170,7 @@ TokenLogprobs completion_logprobs(policy::LlamaForCausalLM& model, const Sequenc
 }
 
 torch::Tensor completion_logprobs_in_groups(policy::LlamaForCausalLM& model, const SequenceBatch& batch, double temperature, std::int64_t max_rows) {
+  if (batch.size() == 0) return torch::zeros(batch.completion_ids.sizes(), batch.completion_mask.options());  // a rank with no rows
   const auto groups = length_sorted_groups(batch, torch::arange(batch.size(), torch::kInt64), max_rows);
   const auto items = static_cast<std::int64_t>(groups.size());
   // A small model on the CPU scores the groups side by side, one core each (kernels/cpu_workers.h).

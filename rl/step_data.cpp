@@ -3,18 +3,21 @@
 
 namespace grpo::rl {
 
-void keep_groups(StepData& data, const std::vector<bool>& keep) {
-  TORCH_CHECK(static_cast<std::int64_t>(keep.size()) == data.prompts(), "keep_groups: ", keep.size(), " flags for ", data.prompts(), " groups");
+void take_groups(StepData& data, const std::vector<std::int64_t>& order) {
   StepData kept;
   kept.group_size = data.group_size;
   kept.component_means = std::move(data.component_means);
   kept.component_counts = std::move(data.component_counts);
+  kept.global_first = data.global_first;
+  kept.global_prompts = data.global_prompts;
   kept.generation.seconds = data.generation.seconds;
-  std::vector<std::int64_t> rows;
   const auto G = static_cast<std::size_t>(data.group_size);
-  for (std::size_t p = 0; p < keep.size(); ++p) {
-    if (!keep[p]) continue;
-    rows.push_back(static_cast<std::int64_t>(p));
+  std::vector<bool> taken(static_cast<std::size_t>(data.prompts()), false);
+  for (const auto index : order) {
+    TORCH_CHECK(index >= 0 && index < data.prompts() && !taken[static_cast<std::size_t>(index)], "take_groups: group ", index, " of ",
+                data.prompts(), " is out of range or taken twice");
+    const auto p = static_cast<std::size_t>(index);
+    taken[p] = true;
     kept.problems.push_back(std::move(data.problems[p]));
     kept.prompt_texts.push_back(std::move(data.prompt_texts[p]));
     for (std::size_t g = 0; g < G; ++g) {
@@ -24,10 +27,19 @@ void keep_groups(StepData& data, const std::vector<bool>& keep) {
       kept.generation.completions.push_back(std::move(completion));
     }
   }
-  const auto index = torch::tensor(rows, torch::kInt64);
+  const auto index = torch::tensor(order, torch::kInt64);
   kept.rewards = data.rewards.index_select(0, index);
   kept.scorable = data.scorable.index_select(0, index);
   data = std::move(kept);
+}
+
+void keep_groups(StepData& data, const std::vector<bool>& keep) {
+  TORCH_CHECK(static_cast<std::int64_t>(keep.size()) == data.prompts(), "keep_groups: ", keep.size(), " flags for ", data.prompts(), " groups");
+  std::vector<std::int64_t> order;
+  for (std::size_t p = 0; p < keep.size(); ++p) {
+    if (keep[p]) order.push_back(static_cast<std::int64_t>(p));
+  }
+  take_groups(data, order);
 }
 
 void append_groups(StepData& data, StepData&& more) {

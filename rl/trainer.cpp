@@ -24,6 +24,7 @@
 #include "rl/evaluate.h"
 #include "rl/grader_factory.h"
 #include "rl/grpo_math.h"
+#include "rl/kept_groups.h"
 #include "rl/metrics_writer.h"
 #include "rl/policy_ops.h"
 #include "rl/progress_bar.h"
@@ -89,7 +90,8 @@ class GrpoTrainer {
   void dynamic_sampling_phase(StepData& data, int step, nlohmann::ordered_json& row);
   StepLogprobs logprob_phase(const StepData& data, const SequenceBatch& batch);
   torch::Tensor advantage_phase(const StepData& data, const SequenceBatch& batch, const StepLogprobs& logprobs, nlohmann::ordered_json& row);
-  nlohmann::ordered_json update_phase(const SequenceBatch& batch, const StepLogprobs& logprobs, const torch::Tensor& advantages, int step);
+  nlohmann::ordered_json update_phase(const StepData& data, const SequenceBatch& batch, const StepLogprobs& logprobs, const torch::Tensor& advantages,
+                                      int step);
   nlohmann::ordered_json run_step(int step, std::optional<PendingRollout>& next);
   EvalResult evaluate_and_log(int step);
   void save_step_checkpoint(int step);
@@ -218,9 +220,6 @@ void GrpoTrainer::check_data_parallel_settings() {
                     fmt::format("{} prompts per step cannot be shared out evenly among {} ranks (each rank takes whole groups): use a multiple of {}",
                                 cfg_.rollout().prompts_per_step(), world, world));
   }
-  if (cfg_.grpo().dynamic_sampling()) {
-    config::fail_at(loaded_, "grpo.dynamic_sampling", fmt::format("dynamic sampling runs in one process only for now; this job has {} ranks", world));
-  }
 }
 
 std::pair<std::int64_t, std::int64_t> GrpoTrainer::local_prompts() const {
@@ -271,6 +270,8 @@ PendingRollout GrpoTrainer::start_rollout(int step, std::int64_t policy_version)
   // cursor) stays the same on all of them.
   const auto step_seed = rollout::derive_seed(cfg_.seed(), static_cast<std::uint64_t>(step));
   const auto [first, last] = local_prompts();
+  data.global_first = first;
+  data.global_prompts = r.prompts_per_step();
   for (int p = 0; p < r.prompts_per_step(); ++p) {
     auto problem = task_->next_train_problem();
     if (p < first || p >= last) continue;
@@ -309,25 +310,27 @@ void GrpoTrainer::score_phase(StepData& data) {
 
 void GrpoTrainer::dynamic_sampling_phase(StepData& data, int step, nlohmann::ordered_json& row) {
   // DAPO: drop the groups whose rewards are all equal, sample more prompts until the step has prompts_per_step
-  // groups with signal or the rounds run out, and keep the first prompts_per_step of them.
+  // groups with signal or the rounds run out, and keep the first prompts_per_step of them. Each rank samples its
+  // block of every round; the kept groups are then shared out among the ranks (rl/kept_groups.h).
   const auto& g = cfg_.grpo();
   const auto wanted = static_cast<std::int64_t>(cfg_.rollout().prompts_per_step());
   const auto version = data.generation.completions.empty() ? step - 1 : data.generation.completions.front().policy_version;
-  std::int64_t sampled = data.prompts();
-  keep_groups(data, groups_with_signal(data.rewards, data.scorable));
+  KeptGroups kept;
+  kept.add_round(*ranks_, std::move(data), fmt::format("dynamic sampling (step {}, round 0)", step));
   int rounds = 0;
-  for (; data.prompts() < wanted && rounds < g.dynamic_sampling_max_rounds() && !interrupt_requested(); ++rounds) {
+  while (kept.total() < wanted && rounds < g.dynamic_sampling_max_rounds() &&
+         !ranks_->any(interrupt_requested(), fmt::format("agree to sample more (step {}, round {})", step, rounds + 1))) {
+    ++rounds;
     auto pending = start_rollout(step, version);
     auto more = finish_rollout(pending);
     score_phase(more);
-    sampled += more.prompts();
-    keep_groups(more, groups_with_signal(more.rewards, more.scorable));
-    append_groups(data, std::move(more));
+    kept.add_round(*ranks_, std::move(more), fmt::format("dynamic sampling (step {}, round {})", step, rounds));
   }
-  truncate_groups(data, wanted);
+  const auto groups_kept = std::min(kept.total(), wanted);
+  data = std::move(kept).share_out(*ranks_, groups_kept, fmt::format("share out kept groups (step {})", step));
   row["dynamic_sampling_rounds"] = rounds;
-  row["dynamic_sampling_prompts_sampled"] = sampled;
-  row["dynamic_sampling_groups_kept"] = data.prompts();
+  row["dynamic_sampling_prompts_sampled"] = wanted * (rounds + 1);
+  row["dynamic_sampling_groups_kept"] = groups_kept;
 }
 
 StepLogprobs GrpoTrainer::logprob_phase(const StepData& data, const SequenceBatch& batch) {
@@ -380,20 +383,20 @@ torch::Tensor GrpoTrainer::advantage_phase(const StepData& data, const SequenceB
   }
   // Group norms need only the rank's own groups, batch std needs all of them: every rank computes the advantages of
   // the whole step from the gathered rewards and keeps its own rows.
+  // (Blocks may differ in size by one after dynamic sampling, or be empty.)
   const auto label = fmt::format("gather rewards (step {})", row["step"].get<int>());
-  const auto gathered = ranks_->all_gather(torch::stack({rewards, data.scorable.to(torch::kFloat64)}, 0).unsqueeze(0), label);
-  const auto all_rewards = gathered.select(1, 0).reshape({-1, data.group_size});
-  const auto all_scorable = gathered.select(1, 1).reshape({-1, data.group_size}).gt(0.5);
-  const auto first = local_prompts().first;
+  const auto gathered = ranks_->all_gather_rows(torch::stack({rewards, data.scorable.to(torch::kFloat64)}, 1), label);
+  const auto all_rewards = gathered.select(1, 0);
+  const auto all_scorable = gathered.select(1, 1).gt(0.5);
   return compute_advantages(all_rewards, all_scorable, advantage_norm(g.advantage_norm()), g.advantage_eps())
-      .narrow(0, ranks_->world_size() == 1 ? 0 : first, data.prompts())
+      .narrow(0, data.global_first, data.prompts())
       .reshape({-1})
       .to(torch::kFloat32)
       .to(device_);
 }
 
-nlohmann::ordered_json GrpoTrainer::update_phase(const SequenceBatch& batch, const StepLogprobs& logprobs, const torch::Tensor& advantages,
-                                                 int step) {
+nlohmann::ordered_json GrpoTrainer::update_phase(const StepData& data, const SequenceBatch& batch, const StepLogprobs& logprobs,
+                                                 const torch::Tensor& advantages, int step) {
   const auto& g = cfg_.grpo();
   auto params = policy_loss_params(g, cfg_.rollout().max_new_tokens());
   // With one optimizer step per minibatch, "this batch" of BNPO is the minibatch, whose tokens data parallelism
@@ -404,8 +407,8 @@ nlohmann::ordered_json GrpoTrainer::update_phase(const SequenceBatch& batch, con
 
   // The step's rows over all ranks, and this rank's block of them.
   const auto local_rows = batch.size();
-  const auto offset = local_prompts().first * cfg_.rollout().group_size();
-  const auto B = ranks_->world_size() == 1 ? local_rows : cfg_.rollout().prompts_per_step() * cfg_.rollout().group_size();
+  const auto offset = data.global_first * data.group_size;
+  const auto B = data.global_prompts * data.group_size;
   // Token-mean metrics are weighted by the rank's share of the minibatch's tokens, then summed over the ranks.
   enum Metric { kLoss, kKl, kClipLow, kClipHigh, kDual, kTis, kRatio, kEntropy, kMetricCount };
   auto sums = torch::zeros({kMetricCount}, torch::kFloat64);
@@ -653,8 +656,8 @@ nlohmann::ordered_json GrpoTrainer::run_step(int step, std::optional<PendingRoll
 
   phase_start = Clock::now();
   nlohmann::ordered_json update = {{"loss", 0.0}, {"kl", 0.0}};
-  if (data.prompts() > 0) {
-    update = update_phase(batch, logprobs, advantages, step);
+  if (data.global_prompts > 0) {  // (a rank whose block is empty still takes part in every collective)
+    update = update_phase(data, batch, logprobs, advantages, step);
   } else {
     row["skipped_update"] = true;  // dynamic sampling found no group with signal
   }

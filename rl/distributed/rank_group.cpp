@@ -262,6 +262,21 @@ bool RankGroup::any(bool flag, std::string_view label) {
   return value.item<double>() > 0.0;
 }
 
+torch::Tensor RankGroup::all_gather_rows(const torch::Tensor& tensor, std::string_view label) {
+  if (world_size() == 1) return tensor;
+  const auto rows = all_gather(torch::tensor({tensor.size(0)}, torch::kInt64), label);
+  const auto most = rows.max().item<std::int64_t>();
+  if (most == 0) return tensor;  // empty everywhere (and no zero-sized collective)
+  auto shape = tensor.sizes().vec();
+  shape[0] = most;
+  auto padded = torch::zeros(shape, tensor.options());
+  padded.narrow(0, 0, tensor.size(0)).copy_(tensor);
+  const auto all = all_gather(padded, label);
+  std::vector<torch::Tensor> parts;
+  for (int r = 0; r < world_size(); ++r) parts.push_back(all.narrow(0, r * most, rows[r].item<std::int64_t>()));
+  return torch::cat(parts);
+}
+
 std::vector<std::string> RankGroup::all_gather_strings(const std::string& text, std::string_view label) {
   const auto length = static_cast<std::int64_t>(text.size());
   const auto lengths = all_gather(torch::tensor({length}, torch::kInt64), label);

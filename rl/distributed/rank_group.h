@@ -42,6 +42,9 @@ class RankGroup {
   virtual void all_reduce_sum(torch::Tensor& tensor, std::string_view label) = 0;
   // Every rank's `tensor` (the same shape on each), concatenated along dim 0 in rank order.
   virtual torch::Tensor all_gather(const torch::Tensor& tensor, std::string_view label) = 0;
+  // Every rank's `tensor` (the same shape on each but for dim 0, which may be 0), concatenated along dim 0 in rank
+  // order.
+  torch::Tensor all_gather_rows(const torch::Tensor& tensor, std::string_view label);
   // Every rank's string, in rank order (any lengths).
   std::vector<std::string> all_gather_strings(const std::string& text, std::string_view label);
   // True on every rank when `flag` is true on any.

@@ -1,7 +1,8 @@
 // Data-parallel `grpo train`: two real processes (RANK/WORLD_SIZE as torchrun sets them, Gloo over loopback TCP)
 // against one process with the same global batch: the parameters after 5 steps agree within 1e-6 and so do the
-// logged metrics. Also torchrun itself where the virtual environment has it, a rank killed mid-run (the survivor ends
-// with exit code 3 and names it), and the settings that cannot be shared out among ranks.
+// logged metrics, with and without DAPO's dynamic sampling. Also torchrun itself where the virtual environment has
+// it, a rank killed mid-run (the survivor ends with exit code 3 and names it), and the settings that cannot be shared
+// out among ranks.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -120,6 +121,36 @@ std::pair<double, double> parameter_difference(const std::string& run_a, const s
   return {max_difference, max_moved};
 }
 
+// Compares two runs' metrics, row by row (timings aside): rewards, accuracy and what was sampled exactly (the same
+// samples), losses to float32 round-off. Returns how many values were compared.
+int expect_same_metrics(const std::vector<nlohmann::json>& rows_a, const std::vector<nlohmann::json>& rows_b) {
+  EXPECT_EQ(rows_a.size(), rows_b.size());
+  int compared = 0;
+  for (std::size_t i = 0; i < std::min(rows_a.size(), rows_b.size()); ++i) {
+    for (const auto& [key, value] : rows_a[i].items()) {
+      if (key.starts_with("time") || key.starts_with("share_") || key == "rollout_tokens_per_s") continue;
+      if (!rows_b[i].contains(key)) {
+        ADD_FAILURE() << "row " << i << " lacks " << key;
+        continue;
+      }
+      if (!value.is_number()) {
+        EXPECT_EQ(value, rows_b[i][key]) << key;
+        continue;
+      }
+      const double x = value.get<double>(), y = rows_b[i][key].get<double>();
+      const bool exact = key.starts_with("reward") || key == "accuracy" || key == "format_rate" || key.starts_with("eval_") ||
+                         key == "completion_tokens_mean" || key == "truncated_fraction" || key.starts_with("dynamic_sampling");
+      if (exact) {
+        EXPECT_DOUBLE_EQ(x, y) << "row " << i << " " << key;
+      } else {
+        EXPECT_NEAR(x, y, 1e-4 * std::max(1.0, std::abs(x))) << "row " << i << " " << key;
+      }
+      ++compared;
+    }
+  }
+  return compared;
+}
+
 TEST(DataParallel, TwoRanksTrainExactlyAsOneProcessWithTheSameGlobalBatch) {
   // One row per micro-batch, so that both runs multiply matrices of the same rows: a float32 GEMM rounds
   // differently with the number of rows, and one process holds twice a rank's rows. That rounding, compounded by
@@ -143,28 +174,7 @@ TEST(DataParallel, TwoRanksTrainExactlyAsOneProcessWithTheSameGlobalBatch) {
   // The same metrics, step by step (timings aside): rewards and accuracy exactly (the same samples), losses to
   // float32 round-off.
   const auto rows_a = metrics(scratch() / "one"), rows_b = metrics(scratch() / "two");
-  ASSERT_EQ(rows_a.size(), rows_b.size());
-  int compared = 0;
-  for (std::size_t i = 0; i < rows_a.size(); ++i) {
-    for (const auto& [key, value] : rows_a[i].items()) {
-      if (key.starts_with("time") || key.starts_with("share_") || key == "rollout_tokens_per_s") continue;
-      ASSERT_TRUE(rows_b[i].contains(key)) << key;
-      if (!value.is_number()) {
-        EXPECT_EQ(value, rows_b[i][key]) << key;
-        continue;
-      }
-      const double x = value.get<double>(), y = rows_b[i][key].get<double>();
-      const bool exact = key.starts_with("reward") || key == "accuracy" || key == "format_rate" || key.starts_with("eval_") ||
-                         key == "completion_tokens_mean" || key == "truncated_fraction";
-      if (exact) {
-        EXPECT_DOUBLE_EQ(x, y) << "row " << i << " " << key;
-      } else {
-        EXPECT_NEAR(x, y, 1e-4 * std::max(1.0, std::abs(x))) << "row " << i << " " << key;
-      }
-      ++compared;
-    }
-  }
-  EXPECT_GT(compared, 50);
+  EXPECT_GT(expect_same_metrics(rows_a, rows_b), 50);
   EXPECT_GT(rows_a.back().value("eval_num_problems", 0), 0) << "rank 0 evaluated during and after training";
 
   // With the default micro-batches (a rank's rows in one, all rows in one for the single process) only GEMM
@@ -174,6 +184,26 @@ TEST(DataParallel, TwoRanksTrainExactlyAsOneProcessWithTheSameGlobalBatch) {
   const auto default_difference = parameter_difference("one_default", "two_default").first;
   std::cout << fmt::format("with the default micro-batches: {:.3g}\n", default_difference);
   EXPECT_LE(default_difference, 2e-5);
+}
+
+TEST(DataParallel, DynamicSamplingOnTwoRanksKeepsWhatOneProcessKeeps) {
+  // DAPO's dynamic sampling: each rank samples its half of every round, the ranks keep the groups one process
+  // keeps and share them out (moving groups where one rank kept more than its half), so the runs agree as above.
+  const std::string flags = " --set grpo.micro_batch_rows=1 --set grpo.dynamic_sampling=true";
+  const auto one = run_grpo(train_flags("dynamic_one", 5) + flags);
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  const auto codes = run_ranks(2, train_flags("dynamic_two", 5) + flags, "dynamic_rank");
+  ASSERT_EQ(codes, (std::vector<int>{0, 0})) << read_file(scratch() / "dynamic_rank0.log") << read_file(scratch() / "dynamic_rank1.log");
+  const auto rows = metrics(scratch() / "dynamic_one");
+  int extra_rounds = 0;
+  for (const auto& row : rows) extra_rounds += row.value("dynamic_sampling_rounds", 0);
+  EXPECT_GT(extra_rounds, 0) << "some step must have dropped groups and sampled again for the comparison to mean anything";
+  EXPECT_GT(expect_same_metrics(rows, metrics(scratch() / "dynamic_two")), 50);
+  const auto [max_difference, max_moved] = parameter_difference("dynamic_one", "dynamic_two");
+  std::cout << fmt::format("dynamic sampling: max |θ_1 process − θ_2 ranks| after 5 steps: {:.3g} (moved up to {:.3g}), {} extra rounds\n",
+                           max_difference, max_moved, extra_rounds);
+  EXPECT_LE(max_difference, 1e-6);
+  EXPECT_GE(max_moved, 1e-4);
 }
 
 TEST(DataParallel, TorchrunStartsTheRanks) {

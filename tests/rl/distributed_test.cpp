@@ -11,6 +11,7 @@
 #include "rl/distributed/launch_env.h"
 #include "rl/distributed/rank_group.h"
 #include "tests/testing/loopback_port.h"
+#include "tests/testing/rank_threads.h"
 
 namespace grpo::rl {
 namespace {
@@ -90,37 +91,6 @@ TEST(LaunchEnv, ImpossibleEnvironmentsAreErrorsNamingTheVariable) {
   EXPECT_NE(message({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "8"}, {"SLURM_NTASKS_PER_NODE", "4"}}).find("MASTER_ADDR"), std::string::npos);
 }
 
-int free_port() { return fixtures::free_loopback_port(); }
-
-LaunchInfo loopback_rank(int rank, int world, int port) {
-  LaunchInfo info;
-  info.rank = rank;
-  info.world_size = world;
-  info.local_rank = rank;
-  info.local_world_size = world;
-  info.master_addr = "127.0.0.1";
-  info.master_port = port;
-  info.launcher = "test";
-  return info;
-}
-
-// Runs body(rank, group) on `world` threads, one joined group each, and returns what each body returned.
-template <typename Body>
-auto on_ranks(int world, Body body, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  using Result = decltype(body(0, std::declval<RankGroup&>()));
-  const int port = free_port();
-  std::vector<std::future<Result>> futures;
-  for (int r = 0; r < world; ++r) {
-    futures.push_back(std::async(std::launch::async, [=] {
-      auto group = join_rank_group(loopback_rank(r, world, port), torch::kCPU, timeout);
-      return body(r, *group);
-    }));
-  }
-  std::vector<Result> results;
-  for (auto& f : futures) results.push_back(f.get());
-  return results;
-}
-
 TEST(RankGroup, OneRankCommunicatesNothing) {
   auto group = single_rank_group();
   auto t = torch::tensor({1.0, 2.0});
@@ -130,6 +100,7 @@ TEST(RankGroup, OneRankCommunicatesNothing) {
   EXPECT_TRUE(group->any(true, "any"));
   EXPECT_FALSE(group->any(false, "any"));
   EXPECT_EQ(group->all_gather_strings("x", "strings"), std::vector<std::string>{"x"});
+  EXPECT_TRUE(torch::equal(group->all_gather_rows(t, "rows"), t));
 }
 
 TEST(RankGroup, GlooCollectivesOverLoopback) {
@@ -140,6 +111,9 @@ TEST(RankGroup, GlooCollectivesOverLoopback) {
     group.all_reduce_sum(sum, "sum");
     const auto gathered = group.all_gather(torch::full({1, 2}, static_cast<float>(rank)), "gather");
     const auto strings = group.all_gather_strings(std::string(static_cast<std::size_t>(rank), 'a'), "strings");
+    const auto rows = group.all_gather_rows(torch::full({rank, 2}, static_cast<double>(rank), torch::kFloat64), "rows");  // rank 0: none
+    EXPECT_TRUE(torch::equal(rows, torch::tensor({1.0, 1.0, 2.0, 2.0, 2.0, 2.0}, torch::kFloat64).view({3, 2}))) << rows;
+    EXPECT_EQ(group.all_gather_rows(torch::zeros({0, 3}), "no rows").sizes(), (std::vector<std::int64_t>{0, 3}));
     const bool any_of_rank_1 = group.any(rank == 1, "any");
     const bool any_of_none = group.any(false, "none");
     group.barrier("barrier");
