@@ -125,6 +125,22 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
     prefix->keys[static_cast<std::size_t>(layer)] = k;
     prefix->values[static_cast<std::size_t>(layer)] = v;
   } else if (prefix != nullptr) {  // continuations: each row's prompt first
+    if (prefix->packed_positions.defined()) {
+      // Padding-free: [1, heads, N, D] → [B, heads, T, D] with zeros at padding, for attention only.
+      const auto rows = prefix->rows.size(0);
+      const auto width = prefix->padded_width;
+      auto padded = [&](const torch::Tensor& t) {
+        const auto heads = t.size(1);
+        const auto flat = t.squeeze(0).transpose(0, 1).reshape({steps, heads * head_dim_});  // [N, heads·D]
+        return torch::zeros({rows * width, heads * head_dim_}, flat.options())
+            .index_copy(0, prefix->packed_positions, flat)
+            .view({rows, width, heads, head_dim_})
+            .transpose(1, 2);
+      };
+      q = padded(q);
+      k = padded(k);
+      v = padded(v);
+    }
     k = torch::cat({prefix->keys.at(static_cast<std::size_t>(layer)).index_select(0, prefix->rows), k}, 2);
     v = torch::cat({prefix->values.at(static_cast<std::size_t>(layer)).index_select(0, prefix->rows), v}, 2);
   }
@@ -135,6 +151,10 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   }
   const auto attended = at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false,
                                                          /*scale=*/std::nullopt, /*enable_gqa=*/num_heads_ != num_kv_heads_);
+  if (prefix != nullptr && prefix->packed_positions.defined()) {  // back to the real tokens, [1, N, H·D]
+    const auto flat = attended.transpose(1, 2).reshape({-1, num_heads_ * head_dim_});
+    return o_proj(flat.index_select(0, prefix->packed_positions).unsqueeze(0));
+  }
   return o_proj(attended.transpose(1, 2).reshape({batch, steps, num_heads_ * head_dim_}));
 }
 

@@ -35,10 +35,17 @@ struct KvCache {
 // a forward of continuations [B, T] with `rows` [B] int64 set lets row b attend to prompt rows[b] before its own
 // tokens. Gradients reaching the shared keys and values from every continuation add up (index_select's backward), so
 // the result equals running every sequence whole, up to float round-off.
+//
+// Continuations can also come padding-free (TRL's padding_free, verl's use_remove_padding): x is [1, N], the real
+// tokens of the B rows end to end, and `packed_positions` [N] says where each sits in the padded [B, T] layout. Every
+// projection, norm and MLP then runs on the N real tokens only; attention alone runs padded (the tokens are put in
+// place for it and taken out after), with the mask of the padded layout.
 struct SharedPrefix {
   std::vector<torch::Tensor> keys;    // per layer [P, K, L, D]
   std::vector<torch::Tensor> values;  // per layer [P, K, L, D]
   torch::Tensor rows;                 // [B] int64 into P; undefined while the prompts run
+  torch::Tensor packed_positions;     // [N] int64 into B·T; undefined when continuations come padded [B, T]
+  std::int64_t padded_width = 0;      // T of the padded layout, with packed_positions
 };
 
 // torch::nn::Linear / Embedding without their initialisation: parameters are allocated (uninitialised) in the

@@ -16,7 +16,8 @@ SequenceBatch SequenceBatch::rows(const torch::Tensor& indices) const {
   const auto idx = indices.to(input_ids.device());
   return {input_ids.index_select(0, idx), valid.index_select(0, idx), completion_ids.index_select(0, idx),
           completion_mask.index_select(0, idx), prompt_width,
-          prompt_index.defined() ? prompt_index.index_select(0, indices.to(torch::kCPU, torch::kInt64)) : torch::Tensor(), share_prompts};
+          prompt_index.defined() ? prompt_index.index_select(0, indices.to(torch::kCPU, torch::kInt64)) : torch::Tensor(), share_prompts,
+          padding_free};
 }
 
 SequenceBatch SequenceBatch::trimmed() const {
@@ -27,7 +28,7 @@ SequenceBatch SequenceBatch::trimmed() const {
   if (longest_prompt == L && longest_completion == T) return *this;
   const auto begin = L - longest_prompt, width = longest_prompt + longest_completion;
   return {input_ids.narrow(1, begin, width), valid.narrow(1, begin, width), completion_ids.narrow(1, 0, longest_completion),
-          completion_mask.narrow(1, 0, longest_completion), longest_prompt, prompt_index, share_prompts};
+          completion_mask.narrow(1, 0, longest_completion), longest_prompt, prompt_index, share_prompts, padding_free};
 }
 
 std::vector<torch::Tensor> length_sorted_groups(const SequenceBatch& batch, const torch::Tensor& rows, std::int64_t max_rows) {
@@ -121,17 +122,27 @@ DistinctPrompts distinct_prompts(const SequenceBatch& batch) {
   return {torch::tensor(prompt_rows, torch::kInt64), torch::tensor(row_prompt, torch::kInt64)};
 }
 
-// The final hidden states that predict the completion tokens, [B, T, C]: the state at position L − 1 + t predicts
-// completion token t.
-torch::Tensor predicting_hidden_states(policy::LlamaForCausalLM& model, const SequenceBatch& batch) {
+// The final hidden states that predict completion tokens: `states` [B·T, C] for every position, padding included
+// (`index` undefined), or, padding-free, [M, C] for the M real completion tokens, `index` [M] saying which of the
+// B·T each predicts. The state at position L − 1 + t predicts completion token t.
+struct PredictingStates {
+  torch::Tensor states;
+  torch::Tensor index;
+};
+
+PredictingStates predicting_hidden_states(policy::LlamaForCausalLM& model, const SequenceBatch& batch) {
+  const auto B = batch.size();
   const auto L = batch.prompt_width;
   const auto T = batch.completion_ids.size(1);
   const auto distinct = batch.share_prompts && batch.prompt_index.defined() ? distinct_prompts(batch) : DistinctPrompts{};
   const bool checkpointing = model->gradient_checkpointing() && torch::GradMode::is_enabled();
-  if (!distinct.prompt_rows.defined() || distinct.prompt_rows.numel() == batch.size() || checkpointing) {
+  // Padding-free needs the prompts' keys apart from the continuations, so it takes the shared path even when no
+  // prompt is shared.
+  const bool padding_free = batch.padding_free && distinct.prompt_rows.defined();
+  if (!distinct.prompt_rows.defined() || (distinct.prompt_rows.numel() == B && !padding_free) || checkpointing) {
     const auto hidden = model->hidden_states(batch.input_ids, policy::positions_from_valid(batch.valid),
                                              policy::causal_padding_mask(batch.valid, L + T));  // [B, L + T, C]
-    return hidden.narrow(1, L - 1, T);
+    return {hidden.narrow(1, L - 1, T).reshape({B * T, -1}), {}};
   }
   // Each distinct prompt once; its last state predicts completion token 0 of every row that has it.
   const auto device = batch.input_ids.device();
@@ -142,15 +153,33 @@ torch::Tensor predicting_hidden_states(policy::LlamaForCausalLM& model, const Se
   const auto prompt_hidden = model->hidden_states(batch.input_ids.narrow(1, 0, L).index_select(0, prompt_rows),
                                                   policy::positions_from_valid(prompt_valid),
                                                   policy::causal_padding_mask(prompt_valid, L), nullptr, &prefix);  // [P, L, C]
-  const auto first = prompt_hidden.select(1, L - 1).index_select(0, row_prompt).unsqueeze(1);                      // [B, 1, C]
-  if (T == 1) return first;
+  const auto last_prompt_state = prompt_hidden.select(1, L - 1);                                                    // [P, C]
   // Completion tokens 0 … T − 2 predict tokens 1 … T − 1 (the last token predicts nothing), attending to their
   // prompt's keys and then to their own. Mask and positions are the whole sequence's, cut to those queries.
   prefix.rows = row_prompt;
   const auto valid = batch.valid.narrow(1, 0, L + T - 1);
-  const auto rest = model->hidden_states(batch.input_ids.narrow(1, L, T - 1), policy::positions_from_valid(valid).narrow(1, L, T - 1),
-                                         policy::causal_padding_mask(valid, T - 1), nullptr, &prefix);  // [B, T − 1, C]
-  return torch::cat({first, rest}, 1);
+  const auto positions = [&] { return policy::positions_from_valid(valid).narrow(1, L, T - 1); };
+  const auto mask = [&] { return policy::causal_padding_mask(valid, T - 1); };
+  if (!padding_free) {
+    const auto first = last_prompt_state.index_select(0, row_prompt).unsqueeze(1);  // [B, 1, C]
+    if (T == 1) return {first.reshape({B, -1}), {}};
+    const auto rest = model->hidden_states(batch.input_ids.narrow(1, L, T - 1), positions(), mask(), nullptr, &prefix);  // [B, T − 1, C]
+    return {torch::cat({first, rest}, 1).reshape({B * T, -1}), {}};
+  }
+  // Padding-free: the rows with a completion token 0, then every real continuation token end to end.
+  const auto has_first = batch.valid.select(1, L).nonzero().squeeze(1);  // [B₁]
+  auto states = last_prompt_state.index_select(0, row_prompt.index_select(0, has_first));
+  auto index = has_first * T;
+  if (T > 1) {
+    const auto packed = batch.valid.narrow(1, L + 1, T - 1).reshape({-1}).nonzero().squeeze(1);  // [N] into B·(T − 1)
+    prefix.packed_positions = packed;
+    prefix.padded_width = T - 1;
+    auto take = [&](const torch::Tensor& t) { return t.reshape({-1}).index_select(0, packed).unsqueeze(0); };  // [1, N]
+    const auto rest = model->hidden_states(take(batch.input_ids.narrow(1, L, T - 1)), take(positions()), mask(), nullptr, &prefix);
+    states = torch::cat({states, rest.squeeze(0)});
+    index = torch::cat({index, torch::div(packed, T - 1, "floor") * T + torch::remainder(packed, T - 1) + 1});
+  }
+  return {states, index};
 }
 
 }  // namespace
@@ -160,12 +189,19 @@ TokenLogprobs completion_logprobs(policy::LlamaForCausalLM& model, const Sequenc
   const auto T = batch.completion_ids.size(1);
   // Only the predicting states go through the output projection, chunk by chunk: no [B·T, V] logits are held
   // (kernels/chunked_token_logprobs.h).
-  const auto rows = predicting_hidden_states(model, batch).reshape({B * T, -1});
-  const auto out = kernels::chunked_token_logprobs(rows, model->output_weight(), batch.completion_ids.reshape({-1}),
-                                                   temperature > 0.0 ? temperature : 1.0, with_entropy);
+  const auto predicting = predicting_hidden_states(model, batch);
+  auto targets = batch.completion_ids.reshape({-1});
+  if (predicting.index.defined()) targets = targets.index_select(0, predicting.index);
+  const auto out = kernels::chunked_token_logprobs(predicting.states, model->output_weight(), targets, temperature > 0.0 ? temperature : 1.0,
+                                                   with_entropy);
+  // Padding-free: the real tokens' values put in place, 0 at padding.
+  auto place = [&](const torch::Tensor& values) {
+    if (!predicting.index.defined()) return values.view({B, T});
+    return torch::zeros({B * T}, values.options()).index_copy(0, predicting.index, values).view({B, T});
+  };
   TokenLogprobs result;
-  result.logprobs = out.logprobs.view({B, T});
-  if (with_entropy) result.entropy = out.entropy.view({B, T});
+  result.logprobs = place(out.logprobs);
+  if (with_entropy) result.entropy = place(out.entropy);
   return result;
 }
 

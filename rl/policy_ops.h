@@ -24,6 +24,10 @@ struct SequenceBatch {
   // Whether completion_logprobs may run each distinct prompt once for all its rows (SharedPrefix). The result is the
   // same up to float round-off; model.shared_prompt_forward turns it off.
   bool share_prompts = true;
+  // With shared prompts: whether their continuations run padding-free, the real tokens end to end (SharedPrefix), so
+  // that no projection, MLP or output-layer row is spent on padding. The same up to float round-off;
+  // model.padding_free turns it off.
+  bool padding_free = true;
 
   std::int64_t size() const { return input_ids.size(0); }
   SequenceBatch rows(const torch::Tensor& indices) const;  // a minibatch (int64 indices)

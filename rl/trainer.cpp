@@ -641,6 +641,7 @@ nlohmann::ordered_json GrpoTrainer::run_step(int step, std::optional<PendingRoll
   for (const auto& c : data.generation.completions) completions.push_back(c.tokens);
   auto batch = make_sequence_batch(data.prompt_ids, completions, policy_.pad_token_id, device_);
   batch.share_prompts = cfg_.model().shared_prompt_forward();
+  batch.padding_free = cfg_.model().padding_free();
   if (cfg_.grpo().mask_truncated()) {
     // DAPO overlong filtering: a completion cut off by the budget says nothing reliable about its answer.
     std::vector<float> keep;

@@ -208,31 +208,62 @@ TEST(SequenceBatch, RowsWithTheSamePromptTokensShareAPromptIndex) {
 }
 
 TEST(CompletionLogprobs, SharedPromptForwardEqualsTheWholeSequences) {
+  // Padded continuations and padding-free ones (the real tokens end to end), against whole sequences. The batch has
+  // one-token and empty completions and rows of very different lengths, so padding-free leaves out a lot.
   auto model = fixtures::tiny_model({.vocab_size = 13, .num_hidden_layers = 2, .num_key_value_heads = 2, .seed = 11, .weight_scale = 2.0});
-  auto shared = shared_prompt_batch();
-  auto whole = shared;
+  auto whole = shared_prompt_batch();
   whole.share_prompts = false;
-  const auto a = completion_logprobs(model, shared, 0.8, /*with_entropy=*/true);
   const auto b = completion_logprobs(model, whole, 0.8, /*with_entropy=*/true);
-  const auto mask = shared.completion_mask.to(torch::kBool);
-  EXPECT_TRUE(torch::allclose(a.logprobs.masked_select(mask), b.logprobs.masked_select(mask), 1e-5, 1e-5))
-      << (a.logprobs - b.logprobs).masked_select(mask).abs().max();
-  EXPECT_TRUE(torch::allclose(a.entropy.masked_select(mask), b.entropy.masked_select(mask), 1e-5, 1e-5));
-  // Each against the plain one-sequence-at-a-time computation too.
-  const std::vector<std::int64_t> prompt = {3, 4, 5}, completion = {5, 6, 7, 8, 9};
-  const auto expected = plain_logprobs(model, prompt, completion, 0.8);
-  for (std::size_t t = 0; t < expected.size(); ++t) EXPECT_NEAR(a.logprobs[4][static_cast<std::int64_t>(t)].item<double>(), expected[t], 1e-5);
-
-  // Gradients: the prompt's keys and values receive the sum over its rows.
-  const auto shared_grads = parameter_gradients(model, shared);
   const auto whole_grads = parameter_gradients(model, whole);
-  double largest = 0.0;
-  for (std::size_t i = 0; i < whole_grads.size(); ++i) {
-    EXPECT_TRUE(torch::allclose(shared_grads[i], whole_grads[i], 1e-4, 1e-5))
-        << "parameter " << i << ": " << (shared_grads[i] - whole_grads[i]).abs().max();
-    largest = std::max(largest, whole_grads[i].abs().max().item<double>());
+  for (const bool padding_free : {false, true}) {
+    SCOPED_TRACE(padding_free ? "padding-free" : "padded");
+    auto shared = shared_prompt_batch();
+    shared.padding_free = padding_free;
+    const auto a = completion_logprobs(model, shared, 0.8, /*with_entropy=*/true);
+    const auto mask = shared.completion_mask.to(torch::kBool);
+    EXPECT_TRUE(torch::allclose(a.logprobs.masked_select(mask), b.logprobs.masked_select(mask), 1e-5, 1e-5))
+        << (a.logprobs - b.logprobs).masked_select(mask).abs().max();
+    EXPECT_TRUE(torch::allclose(a.entropy.masked_select(mask), b.entropy.masked_select(mask), 1e-5, 1e-5));
+    if (padding_free) {
+      EXPECT_EQ(a.logprobs.masked_select(~mask).abs().max().item<double>(), 0.0) << "nothing is computed for padding";
+    }
+    // Each against the plain one-sequence-at-a-time computation too.
+    const std::vector<std::int64_t> prompt = {3, 4, 5}, completion = {5, 6, 7, 8, 9};
+    const auto expected = plain_logprobs(model, prompt, completion, 0.8);
+    for (std::size_t t = 0; t < expected.size(); ++t) EXPECT_NEAR(a.logprobs[4][static_cast<std::int64_t>(t)].item<double>(), expected[t], 1e-5);
+
+    // Gradients: the prompt's keys and values receive the sum over its rows.
+    const auto shared_grads = parameter_gradients(model, shared);
+    double largest = 0.0;
+    for (std::size_t i = 0; i < whole_grads.size(); ++i) {
+      EXPECT_TRUE(torch::allclose(shared_grads[i], whole_grads[i], 1e-4, 1e-5))
+          << "parameter " << i << ": " << (shared_grads[i] - whole_grads[i]).abs().max();
+      largest = std::max(largest, whole_grads[i].abs().max().item<double>());
+    }
+    EXPECT_GT(largest, 1e-3) << "the gradients compared must not all be zero";
   }
-  EXPECT_GT(largest, 1e-3) << "the gradients compared must not all be zero";
+}
+
+TEST(CompletionLogprobs, PaddingFreeWithoutSharedPromptsAndWithBfloat16Autocast) {
+  // Every row its own prompt: padding-free still takes the prompts apart (the shared path with P = B).
+  auto model = fixtures::tiny_model({.vocab_size = 13, .num_hidden_layers = 2, .num_key_value_heads = 1, .seed = 5, .weight_scale = 2.0});
+  auto packed = make_sequence_batch({{3, 4, 5}, {6}, {7, 8}}, {{1, 2, 3, 4, 5, 6}, {9}, {}}, 0, torch::kCPU);
+  auto padded = packed;
+  padded.padding_free = false;
+  const auto mask = packed.completion_mask.to(torch::kBool);
+  const auto grads_packed = parameter_gradients(model, packed);
+  const auto grads_padded = parameter_gradients(model, padded);
+  for (std::size_t i = 0; i < grads_packed.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(grads_packed[i], grads_padded[i], 1e-4, 1e-5)) << "parameter " << i;
+  }
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::allclose(completion_logprobs(model, packed, 1.0, false).logprobs.masked_select(mask),
+                              completion_logprobs(model, padded, 1.0, false).logprobs.masked_select(mask), 1e-5, 1e-6));
+  // Under bfloat16 autocast the two agree to bfloat16 round-off.
+  const kernels::AutocastGuard autocast(torch::kCPU, true);
+  const auto a = completion_logprobs(model, packed, 1.0, false).logprobs.masked_select(mask);
+  const auto b = completion_logprobs(model, padded, 1.0, false).logprobs.masked_select(mask);
+  EXPECT_LT((a - b).abs().max().item<double>(), 0.05);
 }
 
 TEST(CompletionLogprobs, SharedPromptsOfOneTokenCompletionsAndInGroups) {
