@@ -192,36 +192,111 @@ LlamaBackboneImpl::LlamaBackboneImpl(const ModelConfig& config, torch::Dtype dty
 namespace {
 
 // One decoder layer whose forward keeps no activations: backward recomputes them from the saved input (the reentrant
-// checkpoint of torch.utils.checkpoint). The layer's parameter gradients accumulate during that inner backward, as
-// they do in PyTorch; only the input's gradient is returned. Layers are deterministic (no dropout): the recomputed
-// activations equal the first ones.
+// checkpoint of torch.utils.checkpoint). Layers are deterministic (no dropout): the recomputed activations equal the
+// first ones. The layer's parameters are inputs of the function and their gradients its results, as are the shared
+// prompt keys and values of a SharedPrefix forward: so torch::autograd::grad over the parameters works (micro-batches
+// on parallel workers, kernels/cpu_workers.h), nothing is written to .grad behind autograd's back, and gradients
+// reach the prompts from their continuations.
+//
+// Three uses, as in LlamaAttentionImpl::forward: a plain layer; the prompts of a shared prefix (`record`: the layer's
+// keys and values are outputs 1 and 2); continuations (`prefix_keys`, `prefix_values`, `rows`, and `packed` when
+// padding-free, with `padded_width`).
 class CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
  public:
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin,
-                               const torch::Tensor& mask, LlamaDecoderLayerImpl* layer, std::int64_t index) {
-    ctx->save_for_backward({h, cos, sin, mask});
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& h, const torch::Tensor& cos,
+                                                const torch::Tensor& sin, const torch::Tensor& mask, const std::optional<torch::Tensor>& prefix_keys,
+                                                const std::optional<torch::Tensor>& prefix_values, const std::optional<torch::Tensor>& rows,
+                                                const std::optional<torch::Tensor>& packed, torch::TensorList parameters,
+                                                LlamaDecoderLayerImpl* layer, std::int64_t index, std::int64_t padded_width, bool record) {
+    auto value = [](const std::optional<torch::Tensor>& t) { return t.value_or(torch::Tensor()); };
+    ctx->save_for_backward({h, cos, sin, mask, value(prefix_keys), value(prefix_values), value(rows), value(packed)});
     // The layer outlives the graph (the model owns it); autograd's context stores integers, not pointers.
     ctx->saved_data["layer"] = static_cast<std::int64_t>(reinterpret_cast<std::intptr_t>(layer));
     ctx->saved_data["index"] = index;
+    ctx->saved_data["padded_width"] = padded_width;
+    ctx->saved_data["record"] = record;
+    ctx->saved_data["parameters"] = static_cast<std::int64_t>(parameters.size());
     const auto autocast = kernels::AutocastState::capture(h.device().type());
     ctx->saved_data["autocast"] = autocast.enabled;
     ctx->saved_data["autocast_dtype"] = static_cast<std::int64_t>(autocast.dtype);
-    return layer->forward(h, cos, sin, mask, nullptr, index);
+    return run(layer, index, h, cos, sin, mask, value(prefix_keys), value(prefix_values), value(rows), value(packed), padded_width, record);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     auto* layer = reinterpret_cast<LlamaDecoderLayerImpl*>(static_cast<std::intptr_t>(ctx->saved_data["layer"].toInt()));
+    const auto index = ctx->saved_data["index"].toInt();
+    const bool record = ctx->saved_data["record"].toBool();
     const auto input = saved[0].detach().requires_grad_(true);
-    torch::Tensor output;
+    const bool continuation = saved[4].defined();
+    const auto prefix_keys = continuation ? saved[4].detach().requires_grad_(true) : torch::Tensor();
+    const auto prefix_values = continuation ? saved[5].detach().requires_grad_(true) : torch::Tensor();
+    torch::autograd::variable_list outputs;
     {
       torch::AutoGradMode enable(true);
       const kernels::AutocastGuard autocast(input.device().type(), ctx->saved_data["autocast"].toBool(),
                                             static_cast<c10::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
-      output = layer->forward(input, saved[1], saved[2], saved[3], nullptr, ctx->saved_data["index"].toInt());
+      outputs = run(layer, index, input, saved[1], saved[2], saved[3], prefix_keys, prefix_values, saved[6], saved[7],
+                    ctx->saved_data["padded_width"].toInt(), record);
     }
-    torch::autograd::backward({output}, {grads[0]});
-    return {input.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    // What to differentiate: the outputs that received a gradient, with respect to the input, the prefix and the
+    // parameters that train.
+    torch::autograd::variable_list used, used_grads;
+    for (std::size_t i = 0; i < outputs.size(); ++i) {
+      if (i < grads.size() && grads[i].defined()) {
+        used.push_back(outputs[i]);
+        used_grads.push_back(grads[i]);
+      }
+    }
+    const auto parameters = layer->parameters();
+    torch::autograd::variable_list wrt = {input};
+    if (continuation) wrt.insert(wrt.end(), {prefix_keys, prefix_values});
+    std::vector<std::size_t> trained;
+    for (std::size_t j = 0; j < parameters.size(); ++j) {
+      if (parameters[j].requires_grad()) {
+        trained.push_back(j);
+        wrt.push_back(parameters[j]);
+      }
+    }
+    // One result per argument of forward: h, cos, sin, mask, prefix keys, prefix values, rows, packed, each
+    // parameter, then layer, index, padded_width, record.
+    constexpr std::size_t kParametersAt = 8;
+    torch::autograd::variable_list result(kParametersAt + static_cast<std::size_t>(ctx->saved_data["parameters"].toInt()) + 4);
+    if (used.empty()) return result;
+    const auto g = torch::autograd::grad(used, wrt, used_grads, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
+    std::size_t next = 0;
+    result[0] = g[next++];
+    if (continuation) {
+      result[4] = g[next++];
+      result[5] = g[next++];
+    }
+    for (const auto j : trained) result[kParametersAt + j] = g[next++];
+    return result;
+  }
+
+ private:
+  static torch::autograd::variable_list run(LlamaDecoderLayerImpl* layer, std::int64_t index, const torch::Tensor& h, const torch::Tensor& cos,
+                                            const torch::Tensor& sin, const torch::Tensor& mask, const torch::Tensor& prefix_keys,
+                                            const torch::Tensor& prefix_values, const torch::Tensor& rows, const torch::Tensor& packed,
+                                            std::int64_t padded_width, bool record) {
+    SharedPrefix prefix;
+    SharedPrefix* use = nullptr;
+    const auto layer_index = static_cast<std::size_t>(index);
+    if (record) {
+      use = &prefix;
+    } else if (prefix_keys.defined()) {
+      prefix.keys.resize(layer_index + 1);
+      prefix.values.resize(layer_index + 1);
+      prefix.keys[layer_index] = prefix_keys;
+      prefix.values[layer_index] = prefix_values;
+      prefix.rows = rows;
+      prefix.packed_positions = packed;
+      prefix.padded_width = padded_width;
+      use = &prefix;
+    }
+    const auto out = layer->forward(h, cos, sin, mask, nullptr, index, use);
+    if (!record) return {out};
+    return {out, prefix.keys.at(layer_index), prefix.values.at(layer_index)};
   }
 };
 
@@ -232,11 +307,30 @@ torch::Tensor LlamaBackboneImpl::forward(const torch::Tensor& input_ids, const t
   TORCH_CHECK(cache == nullptr || prefix == nullptr, "a forward takes a KV cache or a shared prefix, not both");
   auto h = embed_tokens(input_ids);
   const auto [cos, sin] = rotary_(position_ids);
-  // The checkpointed layer's recomputation has no way to hand gradients back to a shared prefix's keys.
-  const bool checkpoint = gradient_checkpointing && cache == nullptr && prefix == nullptr && mask.defined() && torch::GradMode::is_enabled();
+  const bool checkpoint = gradient_checkpointing && cache == nullptr && mask.defined() && torch::GradMode::is_enabled();
   for (std::int64_t i = 0; i < static_cast<std::int64_t>(layers->size()); ++i) {
     auto* layer = layers[i]->as<LlamaDecoderLayer>();
-    h = checkpoint ? CheckpointedLayer::apply(h, cos, sin, mask, layer, i) : layer->forward(h, cos, sin, mask, cache, i, prefix);
+    if (!checkpoint) {
+      h = layer->forward(h, cos, sin, mask, cache, i, prefix);
+      continue;
+    }
+    const bool record = prefix != nullptr && !prefix->rows.defined();
+    const bool continuation = prefix != nullptr && prefix->rows.defined();
+    auto part = [&](const torch::Tensor& t) { return continuation && t.defined() ? std::optional<torch::Tensor>(t) : std::nullopt; };
+    const auto layer_index = static_cast<std::size_t>(i);
+    const auto parameters = layer->parameters();
+    const auto outputs = CheckpointedLayer::apply(
+        h, cos, sin, mask, continuation ? part(prefix->keys.at(layer_index)) : std::nullopt,
+        continuation ? part(prefix->values.at(layer_index)) : std::nullopt, continuation ? part(prefix->rows) : std::nullopt,
+        continuation ? part(prefix->packed_positions) : std::nullopt, torch::TensorList(parameters), layer, i,
+        continuation ? prefix->padded_width : 0, record);  // (a TensorList, so that autograd sees each parameter as an input)
+    h = outputs[0];
+    if (record) {
+      prefix->keys.resize(layer_index + 1);
+      prefix->values.resize(layer_index + 1);
+      prefix->keys[layer_index] = outputs[1];
+      prefix->values[layer_index] = outputs[2];
+    }
   }
   if (cache != nullptr) cache->length += input_ids.size(1);
   return norm(h);

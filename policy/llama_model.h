@@ -139,9 +139,9 @@ class LlamaBackboneImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& position_ids, const torch::Tensor& mask, KvCache* cache,
                         SharedPrefix* prefix = nullptr);
   Embedding embed_tokens{nullptr};
-  // Gradient checkpointing: in a training forward (grad mode on, no cache, no shared prefix) each decoder layer keeps
-  // only its input, and backward runs the layer again to get what it needs: activation memory of one layer instead
-  // of all, for one more forward pass.
+  // Gradient checkpointing: in a training forward (grad mode on, no cache; shared prefixes and padding-free
+  // continuations included) each decoder layer keeps only its inputs, and backward runs the layer again to get what
+  // it needs: activation memory of one layer instead of all, for one more forward pass.
   bool gradient_checkpointing = false;
 
  private:

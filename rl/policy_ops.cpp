@@ -135,11 +135,10 @@ PredictingStates predicting_hidden_states(policy::LlamaForCausalLM& model, const
   const auto L = batch.prompt_width;
   const auto T = batch.completion_ids.size(1);
   const auto distinct = batch.share_prompts && batch.prompt_index.defined() ? distinct_prompts(batch) : DistinctPrompts{};
-  const bool checkpointing = model->gradient_checkpointing() && torch::GradMode::is_enabled();
   // Padding-free needs the prompts' keys apart from the continuations, so it takes the shared path even when no
   // prompt is shared.
   const bool padding_free = batch.padding_free && distinct.prompt_rows.defined();
-  if (!distinct.prompt_rows.defined() || (distinct.prompt_rows.numel() == B && !padding_free) || checkpointing) {
+  if (!distinct.prompt_rows.defined() || (distinct.prompt_rows.numel() == B && !padding_free)) {
     const auto hidden = model->hidden_states(batch.input_ids, policy::positions_from_valid(batch.valid),
                                              policy::causal_padding_mask(batch.valid, L + T));  // [B, L + T, C]
     return {hidden.narrow(1, L - 1, T).reshape({B * T, -1}), {}};

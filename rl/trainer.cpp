@@ -1,7 +1,6 @@
 // GRPO training loop (see trainer.h).
 #include "rl/trainer.h"
 
-#include <array>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -15,7 +14,6 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/autocast.h"
-#include "kernels/cpu_workers.h"
 #include "policy/checkpoint.h"
 #include "rl/distributed/gradient_sync.h"
 #include "rl/distributed/launch_env.h"
@@ -26,6 +24,7 @@
 #include "rl/grpo_math.h"
 #include "rl/kept_groups.h"
 #include "rl/metrics_writer.h"
+#include "rl/minibatch_gradients.h"
 #include "rl/policy_ops.h"
 #include "rl/progress_bar.h"
 #include "rl/run_folder.h"
@@ -63,13 +62,6 @@ double scheduled_lr(const config::OptimizerConfig& c, int step, int total_steps)
 struct PendingRollout {
   StepData data;
   std::future<rollout::GenerationResult> generation;
-};
-
-// The log-probs of a step's completions that the objective needs, each [B, T] on the trainer's device.
-struct StepLogprobs {
-  torch::Tensor old_logprobs;      // π_old: the sampler's, or recomputed (grpo.old_logprobs)
-  torch::Tensor rollout_logprobs;  // what the rollout engine recorded
-  torch::Tensor ref_logprobs;      // π_ref; undefined without a reference model
 };
 
 // Data parallel: every rank runs this loop on its share of each step's groups (a contiguous block of prompts; the G
@@ -410,13 +402,14 @@ nlohmann::ordered_json GrpoTrainer::update_phase(const StepData& data, const Seq
   const auto offset = data.global_first * data.group_size;
   const auto B = data.global_prompts * data.group_size;
   // Token-mean metrics are weighted by the rank's share of the minibatch's tokens, then summed over the ranks.
-  enum Metric { kLoss, kKl, kClipLow, kClipHigh, kDual, kTis, kRatio, kEntropy, kMetricCount };
-  auto sums = torch::zeros({kMetricCount}, torch::kFloat64);
+  using M = MinibatchMetrics;
+  auto sums = torch::zeros({M::kCount}, torch::kFloat64);
   auto sums_a = sums.accessor<double, 1>();
   double grad_norm = 0.0;
   int updates = 0;
   const auto minibatches = std::min<std::int64_t>(g.minibatches_per_epoch(), B);
   const auto parameters = policy_.model->parameters();
+  const MinibatchSettings settings{cfg_.rollout().temperature(), cfg_.model().autocast() == "bfloat16", g.micro_batch_rows()};
   auto shuffle_generator = at::make_generator<at::CPUGeneratorImpl>(cfg_.seed() + static_cast<std::uint64_t>(step));
   for (int epoch = 0; epoch < g.epochs_per_step(); ++epoch) {
     const auto order = minibatches > 1 ? torch::randperm(B, shuffle_generator, torch::kInt64) : torch::arange(B, torch::kInt64);
@@ -431,67 +424,10 @@ nlohmann::ordered_json GrpoTrainer::update_phase(const StepData& data, const Seq
       params.global_tokens = tokens.item<double>();
       params.global_sequences = static_cast<double>(global_rows.numel());
       optimizer_->zero_grad();
-      // Micro-batches of rows of similar length, trimmed; the loss of each is normalised over the whole minibatch
-      // (params' global counts), so their gradients add up to the minibatch's. A small model on the CPU runs them
-      // side by side, one core each (kernels/cpu_workers.h); each worker sums its own gradients, in order.
-      const auto groups = empty ? std::vector<torch::Tensor>{} : length_sorted_groups(batch, rows, g.micro_batch_rows());
-      const auto items = static_cast<std::int64_t>(groups.size());
-      // (A checkpointed layer's inner backward adds its parameters' gradients to .grad itself: one worker then.)
-      const int workers = cfg_.model().gradient_checkpointing() ? 1 : kernels::independent_cpu_workers(device_, policy_.model->config().hidden_size, items);
-      std::vector<std::vector<torch::Tensor>> worker_grads(static_cast<std::size_t>(workers));
-      std::vector<std::array<double, kMetricCount>> item_sums(groups.size());
-      kernels::run_on_cpu_workers(items, workers, [&](std::int64_t item, int worker) {
-        const auto& group = groups[static_cast<std::size_t>(item)];
-        const auto mb = batch.rows(group).trimmed();
-        const auto width = mb.completion_ids.size(1);
-        const auto rows_d = group.to(device_);
-        auto pick = [&](const torch::Tensor& t) { return t.defined() ? t.index_select(0, rows_d).narrow(1, 0, width) : torch::Tensor(); };
-        std::optional<kernels::AutocastGuard> autocast;
-        autocast.emplace(device_.type(), cfg_.model().autocast() == "bfloat16");  // forward and loss; backward as recorded
-        const auto current = completion_logprobs(policy_.model, mb, cfg_.rollout().temperature(), /*with_entropy=*/true);
-        const PolicyLossInputs inputs{current.logprobs,
-                                      pick(logprobs.old_logprobs),
-                                      pick(logprobs.ref_logprobs),
-                                      pick(logprobs.rollout_logprobs),
-                                      advantages.index_select(0, rows_d),
-                                      mb.completion_mask};
-        const auto out = policy_loss(inputs, params);
-        autocast.reset();
-        if (workers == 1) {
-          out.loss.backward();
-        } else {
-          const auto grads = torch::autograd::grad({out.loss}, parameters, {}, /*retain_graph=*/false, /*create_graph=*/false,
-                                                   /*allow_unused=*/true);
-          auto& sum = worker_grads[static_cast<std::size_t>(worker)];
-          if (sum.empty()) sum.resize(parameters.size());
-          for (std::size_t k = 0; k < grads.size(); ++k) {
-            if (grads[k].defined()) sum[k] = sum[k].defined() ? sum[k] + grads[k] : grads[k];
-          }
-        }
-        const double group_tokens = mb.completion_mask.sum().item<double>();
-        const double share = group_tokens / std::max(params.global_tokens, 1.0);
-        auto& m = item_sums[static_cast<std::size_t>(item)];
-        m[kLoss] = out.loss.item<double>();
-        m[kKl] = out.kl_mean * share;
-        m[kClipLow] = out.clip_low_fraction * share;
-        m[kClipHigh] = out.clip_high_fraction * share;
-        m[kDual] = out.dual_clip_fraction * share;
-        m[kTis] = out.tis_capped_fraction * share;
-        m[kRatio] = out.ratio_mean * share;
-        m[kEntropy] = (current.entropy * mb.completion_mask).sum().item<double>() / std::max(params.global_tokens, 1.0);
-      });
-      if (workers > 1) {
-        // The workers' sums, added in worker order: the same gradients every run.
-        for (std::size_t k = 0; k < parameters.size(); ++k) {
-          torch::Tensor total;
-          for (const auto& sum : worker_grads) {
-            if (!sum.empty() && sum[k].defined()) total = total.defined() ? total + sum[k] : sum[k];
-          }
-          if (total.defined()) parameters[k].mutable_grad() = total;
-        }
-      }
-      for (const auto& m : item_sums) {
-        for (int k = 0; k < kMetricCount; ++k) sums_a[k] += m[static_cast<std::size_t>(k)];
+      // This rank's rows of the minibatch, in micro-batches (rl/minibatch_gradients.h).
+      if (!empty) {
+        const auto metrics = minibatch_gradients(policy_.model, batch, rows, logprobs, advantages, params, settings);
+        for (std::size_t k = 0; k < MinibatchMetrics::kCount; ++k) sums_a[static_cast<std::int64_t>(k)] += metrics.sums[k];
       }
       all_reduce_gradients(*ranks_, parameters, "all-reduce gradients (" + label + ")");
       if (cfg_.optimizer().max_grad_norm() > 0.0) {
@@ -503,15 +439,15 @@ nlohmann::ordered_json GrpoTrainer::update_phase(const StepData& data, const Seq
   }
   ranks_->all_reduce_sum(sums, fmt::format("sum update metrics (step {})", step));
   const double n = std::max(updates, 1);
-  return {{"loss", sums_a[kLoss] / n},
-          {"kl", sums_a[kKl] / n},
-          {"entropy", sums_a[kEntropy] / n},
-          {"clip_fraction", (sums_a[kClipLow] + sums_a[kClipHigh]) / n},
-          {"clip_low_fraction", sums_a[kClipLow] / n},
-          {"clip_high_fraction", sums_a[kClipHigh] / n},
-          {"dual_clip_fraction", sums_a[kDual] / n},
-          {"tis_capped_fraction", sums_a[kTis] / n},
-          {"ratio_mean", sums_a[kRatio] / n},
+  return {{"loss", sums_a[M::kLoss] / n},
+          {"kl", sums_a[M::kKl] / n},
+          {"entropy", sums_a[M::kEntropy] / n},
+          {"clip_fraction", (sums_a[M::kClipLow] + sums_a[M::kClipHigh]) / n},
+          {"clip_low_fraction", sums_a[M::kClipLow] / n},
+          {"clip_high_fraction", sums_a[M::kClipHigh] / n},
+          {"dual_clip_fraction", sums_a[M::kDual] / n},
+          {"tis_capped_fraction", sums_a[M::kTis] / n},
+          {"ratio_mean", sums_a[M::kRatio] / n},
           {"grad_norm", grad_norm / n},
           {"lr", lr}};
 }

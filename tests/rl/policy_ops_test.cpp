@@ -244,6 +244,36 @@ TEST(CompletionLogprobs, SharedPromptForwardEqualsTheWholeSequences) {
   }
 }
 
+TEST(CompletionLogprobs, GradientCheckpointingWithSharedPromptsGivesTheSameGradientsThroughAutogradGrad) {
+  // Checkpointed layers take the shared prompt keys and values as inputs and the parameters too, and return their
+  // gradients: so the prompts receive their continuations' gradients, and torch::autograd::grad over the parameters
+  // (what parallel micro-batch workers call) gets them without anything written to .grad.
+  auto model = fixtures::tiny_model({.vocab_size = 13, .num_hidden_layers = 3, .num_key_value_heads = 1, .seed = 9, .weight_scale = 2.0});
+  auto whole = shared_prompt_batch();
+  whole.share_prompts = false;
+  const auto expected = parameter_gradients(model, whole);
+  const auto parameters = model->parameters();
+  model->set_gradient_checkpointing(true);
+  for (const bool padding_free : {false, true}) {
+    SCOPED_TRACE(padding_free ? "padding-free" : "padded");
+    auto batch = shared_prompt_batch();
+    batch.padding_free = padding_free;
+    const auto checkpointed = parameter_gradients(model, batch);
+    model->zero_grad();
+    for (const auto& p : parameters) p.mutable_grad() = torch::Tensor();
+    const auto out = completion_logprobs(model, batch, 1.0, /*with_entropy=*/false);
+    const auto upstream = torch::linspace(-1.0, 1.0, out.logprobs.numel()).view(out.logprobs.sizes());
+    const auto grads = torch::autograd::grad({(out.logprobs * upstream * batch.completion_mask).sum()}, parameters, {}, false, false, true);
+    for (std::size_t i = 0; i < parameters.size(); ++i) {
+      EXPECT_TRUE(torch::allclose(checkpointed[i], expected[i], 1e-4, 1e-5)) << "parameter " << i << ": " << (checkpointed[i] - expected[i]).abs().max();
+      ASSERT_TRUE(grads[i].defined()) << "parameter " << i;
+      EXPECT_TRUE(torch::allclose(grads[i], expected[i], 1e-4, 1e-5)) << "parameter " << i;
+      EXPECT_FALSE(parameters[i].grad().defined()) << "parameter " << i << ": written to .grad by autograd::grad";
+    }
+  }
+  model->set_gradient_checkpointing(false);
+}
+
 TEST(CompletionLogprobs, PaddingFreeWithoutSharedPromptsAndWithBfloat16Autocast) {
   // Every row its own prompt: padding-free still takes the prompts apart (the shared path with P = B).
   auto model = fixtures::tiny_model({.vocab_size = 13, .num_hidden_layers = 2, .num_key_value_heads = 1, .seed = 5, .weight_scale = 2.0});
