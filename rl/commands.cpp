@@ -586,8 +586,8 @@ std::vector<Command> make_commands() {
                    ablate});
   table.push_back({{"bench", "benchmarks that print our figures beside a peer's, as one JSON line",
                     "rollout: our rollout engine and transformers' generate (run with --python, from PyPI) on the same weights, prompts, "
-                    "batch and number of new tokens (EOS ignored), side by side; prints ours_tokens_per_s, hf_tokens_per_s, their ratio "
-                    "(medians of --repeats), and the FLOP/s we reach as a fraction of the peak of one large matmul measured in the same "
+                    "batch and number of new tokens (EOS ignored), side by side (the two alternate run by run); prints ours_tokens_per_s, "
+                    "hf_tokens_per_s, their ratio (medians of --repeats), the ratio of each pair of runs, and the FLOP/s we reach as a fraction of the peak of one large matmul measured in the same "
                     "run. failover: --workers local rollout workers generate a batch, then the same batch while one is killed halfway; "
                     "prints the added latency and whether the batch came back complete.",
                     {{"benchmark", "rollout or failover", true}},

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -161,23 +162,56 @@ int run_rollout_bench(const RolloutBenchOptions& options) {
   auto warm = request;
   warm.max_new_tokens = std::min(8, options.new_tokens);
   rollout::generate(policy.model, warm);
-  std::vector<double> ours;
-  for (int r = 0; r < options.repeats; ++r) {
-    synchronize(device);
-    const auto start = Clock::now();
-    const auto result = rollout::generate(policy.model, request);
-    synchronize(device);
-    ours.push_back(seconds_since(start));
-    if (result.generated_tokens != static_cast<std::int64_t>(options.batch) * options.new_tokens) {
-      throw std::logic_error(fmt::format("our engine generated {} tokens, expected {}", result.generated_tokens, options.batch * options.new_tokens));
-    }
-    std::cerr << fmt::format("grpo bench rollout: ours run {}: {:.3f} s\n", r + 1, ours.back());
-  }
   const double tokens = static_cast<double>(options.batch) * options.new_tokens;
   const double flops = generation_flops(config, options.batch, options.prompt_tokens, options.new_tokens);
   const double peak = peak_flops(device);
   std::int64_t parameters = 0;
   for (const auto& p : policy.model->parameters()) parameters += p.numel();
+
+  // The peer gets the same prompts from a file; each of its runs is a fresh process that loads, warms up (untimed)
+  // and generates once. Our runs and its alternate, so that a machine that slows down for a while (this one is
+  // shared) slows both sides alike, and each pair gives a ratio.
+  std::optional<std::filesystem::path> prompts_file;
+  if (!options.python.empty()) {
+    char pattern[] = "/tmp/grpo-bench-prompts-XXXXXX";
+    const int fd = ::mkstemp(pattern);
+    if (fd < 0) throw std::runtime_error("cannot make a temporary file");
+    ::close(fd);
+    prompts_file = pattern;
+    std::ofstream(*prompts_file) << nlohmann::json(request.prompts).dump();
+  }
+  const auto peer_command = [&] {
+    return fmt::format("{} {} --model {} --prompts {} --new-tokens {} --threads {} --repeats 1 --dtype {} --device {}",
+                       quoted(options.python.string()), quoted(options.hf_script.string()), quoted(dir.path.string()),
+                       quoted(prompts_file->string()), options.new_tokens, threads, options.dtype, device.is_cuda() ? "cuda" : "cpu");
+  };
+  std::vector<double> ours, hf_seconds, paired;
+  std::string transformers_version;
+  try {
+    for (int r = 0; r < options.repeats; ++r) {
+      synchronize(device);
+      const auto start = Clock::now();
+      const auto result = rollout::generate(policy.model, request);
+      synchronize(device);
+      ours.push_back(seconds_since(start));
+      if (result.generated_tokens != static_cast<std::int64_t>(options.batch) * options.new_tokens) {
+        throw std::logic_error(fmt::format("our engine generated {} tokens, expected {}", result.generated_tokens, options.batch * options.new_tokens));
+      }
+      std::cerr << fmt::format("grpo bench rollout: ours run {}: {:.3f} s\n", r + 1, ours.back());
+      if (!prompts_file) continue;
+      if (r == 0) std::cerr << "grpo bench rollout: transformers' generate: " << peer_command() << "\n";
+      const auto output = run_capture(peer_command());
+      const auto peer = nlohmann::json::parse(output.substr(output.rfind('{')));
+      hf_seconds.push_back(peer.at("seconds").get<std::vector<double>>().at(0));
+      transformers_version = peer.value("transformers", "");
+      paired.push_back(hf_seconds.back() / ours.back());
+      std::cerr << fmt::format("grpo bench rollout: transformers run {}: {:.3f} s (ratio {:.2f})\n", r + 1, hf_seconds.back(), paired.back());
+    }
+  } catch (...) {
+    if (prompts_file) std::filesystem::remove(*prompts_file);
+    throw;
+  }
+  if (prompts_file) std::filesystem::remove(*prompts_file);
 
   nlohmann::ordered_json line = {{"bench", "rollout"},
                                  {"model", options.model.string()},
@@ -190,33 +224,12 @@ int run_rollout_bench(const RolloutBenchOptions& options) {
                                  {"new_tokens", options.new_tokens},
                                  {"ours_seconds", ours},
                                  {"ours_tokens_per_s", tokens / median(ours)}};
-  if (!options.python.empty()) {
-    char pattern[] = "/tmp/grpo-bench-prompts-XXXXXX";
-    const int fd = ::mkstemp(pattern);
-    if (fd < 0) throw std::runtime_error("cannot make a temporary file");
-    ::close(fd);
-    const std::filesystem::path prompts_file = pattern;
-    std::ofstream(prompts_file) << nlohmann::json(request.prompts).dump();
-    const auto command = fmt::format("{} {} --model {} --prompts {} --new-tokens {} --threads {} --repeats {} --dtype {} --device {}",
-                                     quoted(options.python.string()), quoted(options.hf_script.string()), quoted(dir.path.string()),
-                                     quoted(prompts_file.string()), options.new_tokens, threads, options.repeats, options.dtype,
-                                     device.is_cuda() ? "cuda" : "cpu");
-    std::cerr << "grpo bench rollout: running transformers' generate: " << command << "\n";
-    std::string output;
-    try {
-      output = run_capture(command);
-    } catch (...) {
-      std::filesystem::remove(prompts_file);
-      throw;
-    }
-    std::filesystem::remove(prompts_file);
-    const auto last_line = output.substr(output.rfind('{'));
-    const auto peer = nlohmann::json::parse(last_line);
-    const auto hf_seconds = peer.at("seconds").get<std::vector<double>>();
+  if (prompts_file) {
     line["hf_seconds"] = hf_seconds;
     line["hf_tokens_per_s"] = tokens / median(hf_seconds);
     line["ratio"] = median(hf_seconds) / median(ours);
-    line["transformers"] = peer.value("transformers", "");
+    line["paired_ratios"] = paired;  // run by run, each ours beside the peer run right after it
+    line["transformers"] = transformers_version;
   }
   line["ours_gflops"] = flops / median(ours) / 1e9;
   line["peak_gflops"] = peak / 1e9;
