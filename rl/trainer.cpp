@@ -306,7 +306,9 @@ void GrpoTrainer::dynamic_sampling_phase(StepData& data, int step, nlohmann::ord
   // block of every round; the kept groups are then shared out among the ranks (rl/kept_groups.h).
   const auto& g = cfg_.grpo();
   const auto wanted = static_cast<std::int64_t>(cfg_.rollout().prompts_per_step());
-  const auto version = data.generation.completions.empty() ? step - 1 : data.generation.completions.front().policy_version;
+  // Extra rounds sample from the newest weights, step − 1: with rollout.overlap the step's first batch came from
+  // step − 2, but the backend already holds step − 1 (and the next step's batch is queued on it).
+  const auto version = step - 1;
   KeptGroups kept;
   kept.add_round(*ranks_, std::move(data), fmt::format("dynamic sampling (step {}, round 0)", step));
   int rounds = 0;
