@@ -33,15 +33,6 @@ void take_groups(StepData& data, const std::vector<std::int64_t>& order) {
   data = std::move(kept);
 }
 
-void keep_groups(StepData& data, const std::vector<bool>& keep) {
-  TORCH_CHECK(static_cast<std::int64_t>(keep.size()) == data.prompts(), "keep_groups: ", keep.size(), " flags for ", data.prompts(), " groups");
-  std::vector<std::int64_t> order;
-  for (std::size_t p = 0; p < keep.size(); ++p) {
-    if (keep[p]) order.push_back(static_cast<std::int64_t>(p));
-  }
-  take_groups(data, order);
-}
-
 void append_groups(StepData& data, StepData&& more) {
   TORCH_CHECK(more.group_size == data.group_size, "append_groups: group sizes ", data.group_size, " and ", more.group_size);
   for (auto& p : more.problems) data.problems.push_back(std::move(p));
@@ -52,13 +43,6 @@ void append_groups(StepData& data, StepData&& more) {
   data.generation.seconds += more.generation.seconds;
   data.rewards = torch::cat({data.rewards, more.rewards});
   data.scorable = torch::cat({data.scorable, more.scorable});
-}
-
-void truncate_groups(StepData& data, std::int64_t count) {
-  if (count >= data.prompts()) return;
-  std::vector<bool> keep(static_cast<std::size_t>(data.prompts()), false);
-  for (std::int64_t p = 0; p < count; ++p) keep[static_cast<std::size_t>(p)] = true;
-  keep_groups(data, keep);
 }
 
 }  // namespace grpo::rl

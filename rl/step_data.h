@@ -38,13 +38,7 @@ struct StepData {
 // Keeps the groups at `order` (indices into data's groups, each at most once), in that order.
 void take_groups(StepData& data, const std::vector<std::int64_t>& order);
 
-// Keeps the groups whose `keep` entry is true (one per group), in order.
-void keep_groups(StepData& data, const std::vector<bool>& keep);
-
 // Appends `more`'s groups (same group size) after data's; component means stay those of `data`.
 void append_groups(StepData& data, StepData&& more);
-
-// Keeps the first `count` groups.
-void truncate_groups(StepData& data, std::int64_t count);
 
 }  // namespace grpo::rl
