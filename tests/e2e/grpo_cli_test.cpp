@@ -438,6 +438,31 @@ TEST_F(GrpoCli, JsonlDatasetTrainsAndEvaluatesAndMalformedRowsAreNamed) {
   EXPECT_TRUE(contains(refused.output, "bad.jsonl:2: no string or number field 'answer'")) << refused.output;
 }
 
+TEST_F(GrpoCli, BenchRolloutAlternatesTheTwoSidesAndPrintsEachPairsRatio) {
+  // A tiny run of `grpo bench rollout`: its JSON line, and (where the build's Python has transformers) the peer's
+  // runs beside ours, one per repeat, with each pair's ratio.
+  const fs::path python = GRPO_PYTHON;
+  const bool peer = !python.empty() && fs::exists(python);
+  const auto r = run("bench rollout --model " + base_model() + " --batch 2 --new-tokens 4 --prompt-tokens 3 --repeats 2 --threads 1 --python " +
+                     (peer ? python.string() : std::string("none")));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto line = nlohmann::json::parse(r.output.substr(r.output.rfind("{\"bench\"")));
+  const auto ours = line.at("ours_seconds").get<std::vector<double>>();
+  ASSERT_EQ(ours.size(), 2u);
+  EXPECT_NEAR(line.at("ours_tokens_per_s").get<double>(), 8.0 / ((ours[0] + ours[1]) / 2), 1e-6 * line.at("ours_tokens_per_s").get<double>());
+  if (!peer) {
+    EXPECT_FALSE(line.contains("ratio"));
+    GTEST_SKIP() << "no GRPO_PYTHON: only our side was run (scripts/setup installs transformers)";
+  }
+  const auto hf = line.at("hf_seconds").get<std::vector<double>>();
+  const auto paired = line.at("paired_ratios").get<std::vector<double>>();
+  ASSERT_EQ(hf.size(), 2u);
+  ASSERT_EQ(paired.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) EXPECT_NEAR(paired[i], hf[i] / ours[i], 1e-9 * paired[i]) << i;
+  EXPECT_NEAR(line.at("ratio").get<double>(), (hf[0] + hf[1]) / (ours[0] + ours[1]), 1e-9 * line.at("ratio").get<double>());
+  EXPECT_TRUE(contains(r.output, "transformers run 2")) << r.output;
+}
+
 TEST(RolloutWorkerCommand, RefusesAMissingTokenAndServesAHandshake) {
   const auto missing = run("rollout-worker --model examples/base_policy --token-file /nonexistent/token");
   EXPECT_EQ(missing.exit_code, 2) << missing.output;
