@@ -46,6 +46,8 @@ const cli::OptionSpec kSetOption{"set", "FIELD=VALUE", "override one config fiel
 void check_registry_choices(const config::LoadedConfig& loaded) {
   config::check_choice(loaded, "task.prompt_template", loaded.config.task().prompt_template(), policy::prompt_template_names());
   config::check_choice(loaded, "model.dtype", loaded.config.model().dtype(), std::vector<std::string>{"float32", "bfloat16", "float16"});
+  config::check_choice(loaded, "rollout.weight_sync_dtype", loaded.config.rollout().weight_sync_dtype(),
+                       std::vector<std::string>{"model", "float32", "bfloat16", "float16"});
   const auto graders = reward::registered_grader_names();
   for (int i = 0; i < loaded.config.reward().graders_size(); ++i) {
     const auto& name = loaded.config.reward().graders(i).name();

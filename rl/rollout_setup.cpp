@@ -31,6 +31,9 @@ std::unique_ptr<rollout::RolloutBackend> make_rollout_backend(const config::Load
   rollout::WorkerPoolOptions options;
   options.connect_timeout = std::chrono::milliseconds(r.worker_connect_timeout_ms());
   options.stall_timeout = std::chrono::milliseconds(r.worker_stall_timeout_ms());
+  options.weight_transport = r.weight_transport() == config::C10D_BROADCAST ? rollout::WeightTransport::kBroadcast : rollout::WeightTransport::kTcp;
+  options.broadcast_host = r.weight_broadcast_host();
+  const auto weight_dtype = r.weight_sync_dtype() == "model" ? std::nullopt : parse_dtype(r.weight_sync_dtype());
   std::unique_ptr<rollout::LocalWorkerProcesses> processes;
   if (r.local_workers() > 0) {
     rollout::LocalWorkerOptions local;
@@ -52,7 +55,7 @@ std::unique_ptr<rollout::RolloutBackend> make_rollout_backend(const config::Load
       config::fail_at(loaded, "rollout.worker_token_file", error.what());
     }
   }
-  return rollout::make_remote_rollout(std::move(options), policy, std::move(processes));
+  return rollout::make_remote_rollout(std::move(options), policy, std::move(processes), weight_dtype);
 }
 
 }  // namespace grpo::rl

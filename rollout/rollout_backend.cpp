@@ -98,8 +98,12 @@ class ThreadedRollout final : public RolloutBackend {
 
 class RemoteRollout final : public RolloutBackend {
  public:
-  RemoteRollout(WorkerPoolOptions options, const policy::Policy& policy, std::unique_ptr<LocalWorkerProcesses> processes)
-      : processes_(std::move(processes)), addresses_(options.addresses), pool_(std::move(options), policy.model->config().vocab_size) {
+  RemoteRollout(WorkerPoolOptions options, const policy::Policy& policy, std::unique_ptr<LocalWorkerProcesses> processes,
+                std::optional<torch::ScalarType> weight_dtype)
+      : processes_(std::move(processes)),
+        addresses_(options.addresses),
+        weight_dtype_(weight_dtype),
+        pool_(std::move(options), policy.model->config().vocab_size) {
     pool_.connect();
   }
   std::future<GenerationResult> start(GenerationRequest request, std::int64_t version) override {
@@ -107,18 +111,20 @@ class RemoteRollout final : public RolloutBackend {
   }
   double publish(policy::LlamaForCausalLM& model, std::int64_t version) override {
     const auto start = std::chrono::steady_clock::now();
-    pool_.publish(std::make_shared<const WeightSnapshot>(snapshot_weights(model, version)));
+    pool_.publish(std::make_shared<const WeightSnapshot>(snapshot_weights(model, version, weight_dtype_)));
     return seconds_since(start);
   }
   std::string describe() const override {
-    return fmt::format("{} {}rollout worker{} ({})", addresses_.size(), processes_ ? "local " : "", addresses_.size() == 1 ? "" : "s",
-                       fmt::join(addresses_, ", "));
+    return fmt::format("{} {}rollout worker{} ({}); weights by {}{}", addresses_.size(), processes_ ? "local " : "", addresses_.size() == 1 ? "" : "s",
+                       fmt::join(addresses_, ", "), pool_.weight_transport(),
+                       weight_dtype_ ? fmt::format(" in {}", c10::toString(*weight_dtype_)) : std::string());
   }
   WorkerPoolBatchStats last_batch_stats() const override { return pool_.last_batch_stats(); }
 
  private:
   std::unique_ptr<LocalWorkerProcesses> processes_;  // declared first: destroyed after the pool's connections close
   std::vector<std::string> addresses_;
+  std::optional<torch::ScalarType> weight_dtype_;
   RolloutWorkerPool pool_;
 };
 
@@ -129,8 +135,8 @@ std::unique_ptr<RolloutBackend> make_inline_rollout(policy::Policy& policy) { re
 std::unique_ptr<RolloutBackend> make_threaded_rollout(policy::Policy& policy) { return std::make_unique<ThreadedRollout>(policy); }
 
 std::unique_ptr<RolloutBackend> make_remote_rollout(WorkerPoolOptions options, const policy::Policy& policy,
-                                                    std::unique_ptr<LocalWorkerProcesses> processes) {
-  return std::make_unique<RemoteRollout>(std::move(options), policy, std::move(processes));
+                                                    std::unique_ptr<LocalWorkerProcesses> processes, std::optional<torch::ScalarType> weight_dtype) {
+  return std::make_unique<RemoteRollout>(std::move(options), policy, std::move(processes), weight_dtype);
 }
 
 }  // namespace grpo::rollout

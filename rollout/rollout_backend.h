@@ -40,7 +40,9 @@ std::unique_ptr<RolloutBackend> make_threaded_rollout(policy::Policy& policy);
 
 // Generates on rollout workers (`grpo rollout-worker`) through a RolloutWorkerPool; `processes` (when given) are
 // local workers the backend owns and stops with it. Connects before returning (throws when no worker answers).
+// `weight_dtype`: the dtype weights travel in (none: the model's).
 std::unique_ptr<RolloutBackend> make_remote_rollout(WorkerPoolOptions options, const policy::Policy& policy,
-                                                    std::unique_ptr<LocalWorkerProcesses> processes = nullptr);
+                                                    std::unique_ptr<LocalWorkerProcesses> processes = nullptr,
+                                                    std::optional<torch::ScalarType> weight_dtype = std::nullopt);
 
 }  // namespace grpo::rollout

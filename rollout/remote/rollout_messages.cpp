@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <set>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -132,12 +133,13 @@ std::size_t WeightSnapshot::bytes() const {
   return total;
 }
 
-WeightSnapshot snapshot_weights(policy::LlamaForCausalLM& model, std::int64_t version) {
+WeightSnapshot snapshot_weights(policy::LlamaForCausalLM& model, std::int64_t version, std::optional<torch::ScalarType> dtype) {
   torch::NoGradGuard no_grad;
   WeightSnapshot snapshot;
   snapshot.version = version;
   for (const auto& item : model->named_parameters()) {
-    snapshot.tensors.push_back({item.key(), item.value().detach().to(torch::kCPU).contiguous().clone()});
+    const auto& value = item.value().detach();
+    snapshot.tensors.push_back({item.key(), value.to(torch::kCPU, dtype.value_or(value.scalar_type())).contiguous().clone()});
   }
   return snapshot;
 }
@@ -242,6 +244,50 @@ void WeightStaging::finish(const proto::WeightsEnd& end) {
 void WeightStaging::apply(policy::LlamaForCausalLM& model) const {
   torch::NoGradGuard no_grad;
   for (auto& item : model->named_parameters()) item.value().copy_(staged_.at(item.key()).value);
+}
+
+proto::WeightsBegin broadcast_weights_begin(const WeightSnapshot& snapshot, std::size_t bucket_bytes) {
+  proto::WeightsBegin begin;
+  begin.set_version(snapshot.version);
+  begin.set_num_tensors(static_cast<std::uint32_t>(snapshot.tensors.size()));
+  begin.set_broadcast(true);
+  begin.set_bucket_bytes(bucket_bytes);
+  for (const auto& tensor : snapshot.tensors) {
+    auto* spec = begin.add_tensors();
+    spec->set_name(tensor.name);
+    spec->set_dtype(dtype_name(tensor.value.scalar_type()));
+    spec->mutable_shape()->Add(tensor.value.sizes().begin(), tensor.value.sizes().end());
+  }
+  return begin;
+}
+
+BroadcastReceipt::BroadcastReceipt(const ParameterShapes& shapes, const proto::WeightsBegin& begin, torch::Device device)
+    : version_(begin.version()), bucket_bytes_(begin.bucket_bytes()) {
+  if (!begin.broadcast()) violation("a chunked weight update where a broadcast one was expected");
+  if (bucket_bytes_ == 0) violation(fmt::format("broadcast weight update {}: bucket_bytes is 0", version_));
+  if (begin.num_tensors() != static_cast<std::uint32_t>(begin.tensors_size()) || shapes.size() != static_cast<std::size_t>(begin.tensors_size())) {
+    violation(fmt::format("broadcast weight update {} announces {} tensors and lists {}; the model has {} parameters", version_, begin.num_tensors(),
+                          begin.tensors_size(), shapes.size()));
+  }
+  std::set<std::string> seen;
+  for (const auto& spec : begin.tensors()) {
+    const auto expected = shapes.find(spec.name());
+    if (expected == shapes.end()) violation(fmt::format("broadcast weight update {}: the model has no parameter '{}'", version_, spec.name()));
+    if (!seen.insert(spec.name()).second) violation(fmt::format("broadcast weight update {}: '{}' is listed twice", version_, spec.name()));
+    const std::vector<std::int64_t> shape(spec.shape().begin(), spec.shape().end());
+    if (shape != expected->second) {
+      violation(fmt::format("broadcast weight update {}: '{}' has shape {}, the model's is {}", version_, spec.name(), shape_text(shape),
+                            shape_text(expected->second)));
+    }
+    names_.push_back(spec.name());
+    tensors_.push_back(torch::empty(shape, torch::TensorOptions().dtype(parse_dtype_name(spec.dtype())).device(device)));
+  }
+}
+
+void BroadcastReceipt::apply(policy::LlamaForCausalLM& model) const {
+  torch::NoGradGuard no_grad;
+  auto parameters = model->named_parameters();
+  for (std::size_t i = 0; i < names_.size(); ++i) parameters[names_[i]].copy_(tensors_[i]);
 }
 
 }  // namespace grpo::rollout

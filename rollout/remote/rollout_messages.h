@@ -44,7 +44,7 @@ std::vector<Completion> from_proto(const proto::GroupResult& message, std::int64
 
 // ---- weights ------------------------------------------------------------------------------------------------------
 
-// The parameters of a model at one version, on the CPU and contiguous, in the model's dtype.
+// The parameters of a model at one version, on the CPU and contiguous, in the model's dtype or the one asked for.
 struct WeightSnapshot {
   struct Tensor {
     std::string name;
@@ -55,7 +55,8 @@ struct WeightSnapshot {
   std::size_t bytes() const;
 };
 
-WeightSnapshot snapshot_weights(policy::LlamaForCausalLM& model, std::int64_t version);
+// `dtype`: the dtype weights travel in (bfloat16 halves the bytes; workers convert to their own); none: the model's.
+WeightSnapshot snapshot_weights(policy::LlamaForCausalLM& model, std::int64_t version, std::optional<torch::ScalarType> dtype = std::nullopt);
 
 // The messages of a weight update, one at a time (a 1 GB model is not copied into messages at once): WeightsBegin,
 // chunks of at most `chunk_bytes` data bytes, WeightsEnd.
@@ -99,6 +100,30 @@ class WeightStaging {
   std::map<std::string, Staged> staged_;
   std::int64_t version_ = 0;
   std::uint32_t announced_tensors_ = 0;
+};
+
+// ---- weights by broadcast (rollout/remote/weight_broadcast.h) -------------------------------------------------------
+
+// The WeightsBegin of a broadcast update of `snapshot`: every tensor's name, dtype and shape in broadcast order.
+proto::WeightsBegin broadcast_weights_begin(const WeightSnapshot& snapshot, std::size_t bucket_bytes);
+
+// The worker's end of a broadcast update: the tensors it announces, checked against the model (every parameter
+// once, the model's shapes, known dtypes; else ProtocolViolation) and allocated on `device`, ready to receive.
+class BroadcastReceipt {
+ public:
+  BroadcastReceipt(const ParameterShapes& shapes, const proto::WeightsBegin& begin, torch::Device device);
+  std::int64_t version() const { return version_; }
+  std::size_t bucket_bytes() const { return bucket_bytes_; }
+  // What the broadcast fills, in order.
+  std::vector<torch::Tensor>& tensors() { return tensors_; }
+  // Copies the received tensors into the model (converting the dtype), on the thread that owns it.
+  void apply(policy::LlamaForCausalLM& model) const;
+
+ private:
+  std::int64_t version_;
+  std::size_t bucket_bytes_;
+  std::vector<std::string> names_;
+  std::vector<torch::Tensor> tensors_;
 };
 
 std::string dtype_name(torch::ScalarType dtype);  // "F32", "BF16", "F16"

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "rollout/remote/rollout_messages.h"
+#include "rollout/remote/weight_broadcast.h"
 #include "rollout/wire/frame.h"
 
 namespace grpo::rollout {
@@ -43,6 +44,16 @@ class RequestRejected : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+std::string what_of(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& exception) {
+    return exception.what();
+  } catch (...) {
+    return "an unknown error";
+  }
+}
+
 // A worker that answers STALE_WEIGHTS more often than this in one batch is given up (it is not applying them).
 constexpr int kMaxStaleRetries = 2;
 
@@ -55,7 +66,7 @@ class RolloutWorkerPool::Impl {
     if (options_.token.empty()) throw std::invalid_argument("rollout worker pool: the token is empty; the workers' --token-file holds it");
     for (const auto& address : options_.addresses) {
       const auto [host, port] = wire::parse_endpoint(address);
-      workers_.push_back(std::make_unique<Worker>(Worker{wire::format_endpoint(host, port), host, port, std::nullopt, -1, "", 0}));
+      workers_.push_back(std::make_unique<Worker>(Worker{wire::format_endpoint(host, port), host, port, std::nullopt, -1, "", 0, ""}));
     }
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -66,6 +77,7 @@ class RolloutWorkerPool::Impl {
     work_.reset();
     io_.stop();
     if (thread_.joinable()) thread_.join();
+    if (collective_.joinable()) collective_.join();  // a broadcast in progress ends within the group's timeout
   }
 
   void connect();
@@ -76,6 +88,7 @@ class RolloutWorkerPool::Impl {
     const std::lock_guard lock(stats_mutex_);
     return last_stats_;
   }
+  std::string weight_transport() const;
 
  private:
   struct Worker {
@@ -86,6 +99,7 @@ class RolloutWorkerPool::Impl {
     std::int64_t version = -1;          // the weights it holds, as pushed by us; -1: unknown
     std::string last_error;
     int stale_retries = 0;
+    std::string device;  // where its model lives, as its HelloReply said ("cpu", "cuda:0")
   };
 
   struct Batch {
@@ -125,15 +139,30 @@ class RolloutWorkerPool::Impl {
     log(fmt::format("rollout worker {}: {}; giving it up", worker.name, why));
     worker.last_error = why;
     close(worker);
+    if (std::find(group_members_.begin(), group_members_.end(), &worker) != group_members_.end()) {
+      abandon_weight_group(fmt::format("its member {} failed", worker.name));
+    }
   }
 
   asio::awaitable<void> send(Worker& worker, const proto::TrainerMessage& message);
   asio::awaitable<proto::WorkerMessage> receive(Worker& worker, Clock::time_point deadline);
   asio::awaitable<void> connect_worker(Worker& worker);
   asio::awaitable<double> push_weights(Worker& worker, std::int64_t version);
+  // Weights by broadcast (see weight_broadcast.h): forming the group once, and pushing a version to all of it.
+  asio::awaitable<void> form_weight_group();
+  bool broadcast_usable() const;
+  asio::awaitable<double> broadcast_weights(std::int64_t version);
+  // Pushes `version` over TCP to every connected worker that does not hold it, all at once.
+  asio::awaitable<double> push_to_each(std::int64_t version);
+  void abandon_weight_group(const std::string& why);
+  // Runs `job` on the collective thread (c10d calls block) and returns what it threw, without blocking the io thread.
+  // `job` is taken by reference and copied: GCC 12 destroys a temporary with a destructor that sits in a co_await
+  // expression twice (PR 100611), which for a lambda holding a shared_ptr frees what it holds.
+  asio::awaitable<std::exception_ptr> run_collective(const std::function<void()>& job);
   asio::awaitable<void> worker_loop(Worker& worker, std::shared_ptr<Batch> batch);
   asio::awaitable<void> run_chunk(Worker& worker, Batch& batch, const std::vector<std::int64_t>& chunk);
   void settle_if_finished(const std::shared_ptr<Batch>& batch);
+  void start_worker_loops(const std::shared_ptr<Batch>& batch);
   void prune_snapshots();
 
   const WorkerPoolOptions options_;
@@ -146,7 +175,11 @@ class RolloutWorkerPool::Impl {
   std::multiset<std::int64_t> in_flight_versions_;  // versions of batches being generated
   mutable std::mutex stats_mutex_;
   WorkerPoolBatchStats last_stats_;
+  // io thread; a broadcast holds its own reference, so that giving the group up midway leaves it intact until then.
+  std::shared_ptr<WeightBroadcastGroup> weight_group_;
+  std::vector<Worker*> group_members_;                  // rank r + 1 is group_members_[r]
   std::thread thread_;
+  std::thread collective_;
 };
 
 asio::awaitable<void> RolloutWorkerPool::Impl::send(Worker& worker, const proto::TrainerMessage& message) {
@@ -200,6 +233,7 @@ asio::awaitable<void> RolloutWorkerPool::Impl::connect_worker(Worker& worker) {
     throw WorkerFailure(fmt::format("serves a model with a vocabulary of {}, the trainer's has {}: start it with the trainer's model",
                                     info.vocab_size(), vocab_size_));
   }
+  worker.device = info.device();
   log(fmt::format("rollout worker {}: connected ({}, {} parameters, {} on {})", worker.name, info.architecture(), info.num_parameters(),
                   info.dtype(), info.device()));
 }
@@ -251,6 +285,192 @@ void RolloutWorkerPool::Impl::connect() {
     }
   });
   future.get();
+  if (options_.weight_transport != WeightTransport::kBroadcast || weight_group_ || !group_members_.empty()) return;
+  std::promise<void> formed;
+  auto formed_future = formed.get_future();
+  asio::co_spawn(io_, form_weight_group(), [&formed](std::exception_ptr failure) {
+    if (failure) {
+      formed.set_exception(failure);
+    } else {
+      formed.set_value();
+    }
+  });
+  formed_future.get();
+}
+
+asio::awaitable<std::exception_ptr> RolloutWorkerPool::Impl::run_collective(const std::function<void()>& job) {
+  struct Outcome {
+    explicit Outcome(asio::io_context& io) : finished_signal(io, asio::steady_timer::time_point::max()) {}
+    asio::steady_timer finished_signal;
+    bool finished = false;
+    std::exception_ptr error;
+  };
+  auto outcome = std::make_shared<Outcome>(io_);
+  if (collective_.joinable()) collective_.join();  // the previous job has finished: it was awaited like this one
+  collective_ = std::thread([this, outcome, job] {
+    std::exception_ptr error;
+    try {
+      job();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    asio::post(io_, [outcome, error] {
+      outcome->error = error;
+      outcome->finished = true;
+      outcome->finished_signal.cancel();
+    });
+  });
+  while (!outcome->finished) {
+    error_code ignored;
+    co_await outcome->finished_signal.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  co_return outcome->error;
+}
+
+asio::awaitable<void> RolloutWorkerPool::Impl::form_weight_group() {
+  std::vector<Worker*> members;
+  for (auto& worker : workers_) {
+    if (!worker->socket) {
+      log(fmt::format("rollout worker pool: no weight broadcast group: worker {} is not connected; weights go over TCP", worker->name));
+      co_return;
+    }
+    members.push_back(worker.get());
+  }
+  const bool all_cuda = std::all_of(members.begin(), members.end(), [](const Worker* w) { return w->device.starts_with("cuda"); });
+  const auto backend = all_cuda && nccl_available() ? BroadcastBackend::kNccl : BroadcastBackend::kGloo;
+  const auto world_size = static_cast<int>(members.size()) + 1;
+  std::unique_ptr<WeightBroadcastGroup> group;
+  try {
+    group = WeightBroadcastGroup::serve(options_.broadcast_host, world_size, backend, options_.broadcast_timeout);
+  } catch (const std::exception& error) {
+    log(fmt::format("rollout worker pool: no weight broadcast group: {}; weights go over TCP", error.what()));
+    co_return;
+  }
+  // Every worker is asked to join, then our end forms; each worker answers once the whole group has formed.
+  const auto& address = group->address();
+  bool formed = true;
+  for (std::size_t r = 0; r < members.size(); ++r) {
+    proto::TrainerMessage message;
+    auto* join = message.mutable_join_weight_group();
+    join->set_store_host(address.host);
+    join->set_store_port(address.port);
+    join->set_rank(static_cast<int>(r) + 1);
+    join->set_world_size(world_size);
+    join->set_backend(std::string(backend_name(backend)));
+    join->set_timeout_ms(address.timeout.count());
+    join->set_group_id(address.group_id);
+    try {
+      co_await send(*members[r], message);
+    } catch (const WorkerFailure& failure) {
+      give_up(*members[r], failure.what());
+      formed = false;
+    }
+  }
+  std::string why;
+  const std::function<void()> form = [g = group.get()] { g->form(); };
+  if (const auto error = co_await run_collective(form)) {
+    formed = false;
+    why = what_of(error);
+  }
+  for (auto* member : members) {
+    if (!member->socket) continue;
+    try {
+      for (;;) {
+        const auto reply = co_await receive(*member, Clock::now() + options_.broadcast_timeout + options_.stall_timeout);
+        if (reply.has_pong() || reply.has_progress()) continue;
+        if (reply.has_weight_group_joined()) break;
+        if (reply.has_error()) {
+          formed = false;
+          why = fmt::format("worker {}: {}", member->name, reply.error().message());
+          break;
+        }
+        throw WorkerFailure("answered JoinWeightGroup with an unexpected message");
+      }
+    } catch (const WorkerFailure& failure) {
+      give_up(*member, failure.what());
+      formed = false;
+    }
+  }
+  if (!formed) {
+    log(fmt::format("rollout worker pool: the weight broadcast group did not form ({}); weights go over TCP",
+                    why.empty() ? "a worker failed" : why));
+    co_return;
+  }
+  log(fmt::format("rollout worker pool: weights go by broadcast ({})", group->describe()));
+  weight_group_ = std::move(group);
+  group_members_ = std::move(members);
+}
+
+bool RolloutWorkerPool::Impl::broadcast_usable() const {
+  return weight_group_ && std::all_of(group_members_.begin(), group_members_.end(), [](const Worker* w) { return w->socket.has_value(); });
+}
+
+void RolloutWorkerPool::Impl::abandon_weight_group(const std::string& why) {
+  if (!weight_group_) return;
+  log(fmt::format("rollout worker pool: the weight broadcast group is given up ({}); weights go over TCP from now on", why));
+  weight_group_.reset();
+}
+
+asio::awaitable<double> RolloutWorkerPool::Impl::broadcast_weights(std::int64_t version) {
+  if (std::all_of(group_members_.begin(), group_members_.end(), [&](const Worker* w) { return w->version == version; })) co_return 0.0;
+  const auto snapshot = snapshots_.at(version);
+  const auto group = weight_group_;
+  const auto start = Clock::now();
+  proto::TrainerMessage message;
+  *message.mutable_weights_begin() = broadcast_weights_begin(*snapshot, options_.broadcast_bucket_bytes);
+  std::vector<Worker*> told;
+  std::string why;
+  for (auto* member : group_members_) {
+    try {
+      co_await send(*member, message);
+      told.push_back(member);
+    } catch (const WorkerFailure& failure) {
+      give_up(*member, failure.what());
+      why = fmt::format("worker {}: {}", member->name, failure.what());
+    }
+  }
+  // Even with a member gone the broadcast runs: the others are waiting in it, and fail there within the timeout.
+  const auto bucket_bytes = options_.broadcast_bucket_bytes;
+  const std::function<void()> send_all = [group, snapshot, bucket_bytes] {
+    std::vector<torch::Tensor> tensors;
+    for (const auto& tensor : snapshot->tensors) tensors.push_back(tensor.value);
+    group->broadcast(tensors, bucket_bytes);
+  };
+  if (const auto error = co_await run_collective(send_all)) {
+    why = what_of(error);
+  }
+  for (auto* member : told) {
+    try {
+      for (;;) {
+        const auto reply = co_await receive(*member, Clock::now() + options_.broadcast_timeout + options_.stall_timeout);
+        if (reply.has_pong() || reply.has_progress()) continue;
+        if (reply.has_weights_applied() && reply.weights_applied().version() == version) {
+          member->version = version;
+          break;
+        }
+        if (reply.has_error()) {
+          member->version = -1;  // it kept its old weights: the TCP push that follows brings these
+          why = fmt::format("worker {}: {}", member->name, reply.error().message());
+          break;
+        }
+        throw WorkerFailure("answered a broadcast weight update with an unexpected message");
+      }
+    } catch (const WorkerFailure& failure) {
+      give_up(*member, failure.what());
+      why = fmt::format("worker {}: {}", member->name, failure.what());
+    }
+  }
+  if (!why.empty() || told.size() != group_members_.size()) abandon_weight_group(why);
+  co_return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string RolloutWorkerPool::Impl::weight_transport() const {
+  std::promise<std::string> text;
+  auto future = text.get_future();
+  asio::post(const_cast<asio::io_context&>(io_), [this, &text] {
+    text.set_value(broadcast_usable() ? fmt::format("broadcast ({})", weight_group_->describe()) : std::string("TCP chunks"));
+  });
+  return future.get();
 }
 
 int RolloutWorkerPool::Impl::live_workers() const {
@@ -285,28 +505,52 @@ double RolloutWorkerPool::Impl::publish(std::shared_ptr<const WeightSnapshot> sn
       finished.set_value(0.0);
       return;
     }
-    auto pending = std::make_shared<std::size_t>(1);
-    auto seconds = std::make_shared<double>(0.0);
-    auto done = [pending, seconds, &finished] {
-      if (--*pending == 0) finished.set_value(*seconds);
-    };
-    for (auto& worker : workers_) {
-      if (!worker->socket) continue;
-      ++*pending;
-      asio::co_spawn(
-          io_,
-          [this, &worker = *worker, version, seconds]() -> asio::awaitable<void> {
-            try {
-              *seconds = std::max(*seconds, co_await push_weights(worker, version));
-            } catch (const WorkerFailure& failure) {
-              give_up(worker, failure.what());
-            }
-          },
-          [done](std::exception_ptr) { done(); });
-    }
-    done();
+    asio::co_spawn(
+        io_,
+        [this, version]() -> asio::awaitable<double> {
+          double broadcast_seconds = 0.0;
+          if (broadcast_usable()) broadcast_seconds = co_await broadcast_weights(version);
+          co_return broadcast_seconds + co_await push_to_each(version);
+        },
+        [&finished](std::exception_ptr failure, double seconds) {
+          if (failure) {
+            finished.set_exception(failure);
+          } else {
+            finished.set_value(seconds);
+          }
+        });
   });
   return future.get();
+}
+
+asio::awaitable<double> RolloutWorkerPool::Impl::push_to_each(std::int64_t version) {
+  // Concurrently, over each connection; a no-op for workers that hold `version` (the broadcast reached them).
+  auto pending = std::make_shared<std::size_t>(1);
+  auto seconds = std::make_shared<double>(0.0);
+  asio::steady_timer all_done(io_, asio::steady_timer::time_point::max());
+  auto done = [pending, &all_done] {
+    if (--*pending == 0) all_done.cancel();
+  };
+  for (auto& worker : workers_) {
+    if (!worker->socket || worker->version == version) continue;
+    ++*pending;
+    asio::co_spawn(
+        io_,
+        [this, &worker = *worker, version, seconds]() -> asio::awaitable<void> {
+          try {
+            *seconds = std::max(*seconds, co_await push_weights(worker, version));
+          } catch (const WorkerFailure& failure) {
+            give_up(worker, failure.what());
+          }
+        },
+        [done](std::exception_ptr) { done(); });
+  }
+  done();
+  while (*pending > 0) {
+    error_code ignored;
+    co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  co_return *seconds;
 }
 
 std::future<GenerationResult> RolloutWorkerPool::Impl::generate_async(GenerationRequest request, std::int64_t version) {
@@ -327,25 +571,41 @@ std::future<GenerationResult> RolloutWorkerPool::Impl::generate_async(Generation
       return;
     }
     batch->wake.emplace(io_, asio::steady_timer::time_point::max());
+    // A broadcast needs every member idle: only when no other batch is being generated (else each worker gets the
+    // weights over TCP before its first chunk).
+    const bool broadcast = in_flight_versions_.empty() && broadcast_usable();
     in_flight_versions_.insert(batch->version);
     batch->active = static_cast<int>(workers_.size());
-    for (auto& worker : workers_) {
-      worker->stale_retries = 0;
-      asio::co_spawn(io_, worker_loop(*worker, batch), [this, batch](std::exception_ptr failure) {
-        if (failure) {
-          try {
-            std::rethrow_exception(failure);
-          } catch (const std::exception& error) {
-            batch->rejected = batch->rejected.value_or(fmt::format("rollout worker pool: unexpected error: {}", error.what()));
-          }
-        }
-        --batch->active;
-        batch->wake->cancel();
-        settle_if_finished(batch);
-      });
+    if (!broadcast) {
+      start_worker_loops(batch);
+      return;
     }
+    asio::co_spawn(
+        io_, [this, batch]() -> asio::awaitable<void> { batch->stats.weight_push_seconds += co_await broadcast_weights(batch->version); },
+        [this, batch](std::exception_ptr failure) {
+          if (failure) log(fmt::format("rollout worker pool: weight broadcast: unexpected error: {}", what_of(failure)));
+          start_worker_loops(batch);
+        });
   });
   return future;
+}
+
+void RolloutWorkerPool::Impl::start_worker_loops(const std::shared_ptr<Batch>& batch) {
+  for (auto& worker : workers_) {
+    worker->stale_retries = 0;
+    asio::co_spawn(io_, worker_loop(*worker, batch), [this, batch](std::exception_ptr failure) {
+      if (failure) {
+        try {
+          std::rethrow_exception(failure);
+        } catch (const std::exception& error) {
+          batch->rejected = batch->rejected.value_or(fmt::format("rollout worker pool: unexpected error: {}", error.what()));
+        }
+      }
+      --batch->active;
+      batch->wake->cancel();
+      settle_if_finished(batch);
+    });
+  }
 }
 
 asio::awaitable<void> RolloutWorkerPool::Impl::worker_loop(Worker& worker, std::shared_ptr<Batch> batch) {
@@ -503,5 +763,6 @@ std::future<GenerationResult> RolloutWorkerPool::generate_async(GenerationReques
   return impl_->generate_async(std::move(request), version);
 }
 WorkerPoolBatchStats RolloutWorkerPool::last_batch_stats() const { return impl_->last_batch_stats(); }
+std::string RolloutWorkerPool::weight_transport() const { return impl_->weight_transport(); }
 
 }  // namespace grpo::rollout

@@ -10,7 +10,12 @@
 // float rounding of a different batch shape).
 //
 // Weights travel by version: publish() snapshots the policy; a worker receives a version before it generates for a
-// batch that needs it (eagerly when no generation is running, so the push is timed as the sync phase).
+// batch that needs it (eagerly when no generation is running, so the push is timed as the sync phase). They travel
+// in chunks over each worker's connection, or (weight_transport kBroadcast) as one broadcast to every worker at once
+// on a c10d process group of the trainer and its workers: NCCL when every worker's model is on a CUDA device, Gloo
+// otherwise (rollout/remote/weight_broadcast.h). A group serves only while all its members live: when it cannot
+// form or a member fails, the pool says so on the log and sends weights over TCP from then on, so no worker is
+// left without them.
 //
 // All network work runs on one Asio thread owned by the pool; the public methods hand work to it and wait.
 #pragma once
@@ -31,6 +36,11 @@ namespace grpo::rollout {
 
 struct WeightSnapshot;
 
+enum class WeightTransport {
+  kTcp,        // WeightChunk frames over each worker's connection, one worker after another
+  kBroadcast,  // one collective broadcast to every worker (c10d: NCCL between CUDA devices, else Gloo)
+};
+
 struct WorkerPoolOptions {
   std::vector<std::string> addresses;  // "host:port" of each worker
   std::string token;                   // the workers' shared secret
@@ -39,6 +49,12 @@ struct WorkerPoolOptions {
   std::chrono::milliseconds stall_timeout{60000};
   std::size_t max_frame_bytes = std::size_t{64} << 20;
   std::size_t weight_chunk_bytes = std::size_t{4} << 20;
+  WeightTransport weight_transport = WeightTransport::kTcp;
+  // kBroadcast: the address the workers reach this process's rendezvous store at, the group's timeout (rendezvous
+  // and each broadcast) and the most bytes one broadcast carries.
+  std::string broadcast_host = "127.0.0.1";
+  std::chrono::milliseconds broadcast_timeout{30000};
+  std::size_t broadcast_bucket_bytes = std::size_t{256} << 20;
   std::string client_name = "grpo trainer";
   // Where log lines go (one per call, no newline, from the pool's thread); empty: stderr.
   std::function<void(std::string_view line)> log = {};
@@ -78,6 +94,8 @@ class RolloutWorkerPool {
   GenerationResult generate(GenerationRequest request, std::int64_t version) { return generate_async(std::move(request), version).get(); }
 
   WorkerPoolBatchStats last_batch_stats() const;
+  // How weights travel now: "TCP chunks" or "broadcast (Gloo, 3 members, rendezvous 127.0.0.1:41234)".
+  std::string weight_transport() const;
 
  private:
   class Impl;

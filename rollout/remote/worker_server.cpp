@@ -27,6 +27,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "rollout/remote/rollout_messages.h"
+#include "rollout/remote/weight_broadcast.h"
 #include "rollout/wire/frame.h"
 
 namespace grpo::rollout {
@@ -139,6 +140,8 @@ class RolloutWorkerServer::Impl {
     bool generating = false;       // a generate request of this connection is queued or running
     std::atomic<bool> cancel{false};  // read by the engine thread between decode steps
     std::unique_ptr<WeightStaging> staging;
+    bool in_weight_group = false;  // io thread: this trainer's weight group has formed (broadcast updates allowed)
+    std::unique_ptr<WeightBroadcastGroup> weight_group;  // engine thread only
   };
   using ConnectionPtr = std::shared_ptr<Connection>;
 
@@ -164,6 +167,8 @@ class RolloutWorkerServer::Impl {
   bool handshake(const ConnectionPtr& connection, const std::string& payload);
   void handle(const ConnectionPtr& connection, const proto::TrainerMessage& message);
   void start_generation(const ConnectionPtr& connection, const proto::GenerateRequest& message);
+  void join_weight_group(const ConnectionPtr& connection, const proto::JoinWeightGroup& message);
+  void receive_broadcast_weights(const ConnectionPtr& connection, const proto::WeightsBegin& message);
   void run_generation(const ConnectionPtr& connection, const proto::GenerateRequest& message, const GenerationRequest& request);
 
   const RolloutWorkerOptions options_;
@@ -416,7 +421,14 @@ void RolloutWorkerServer::Impl::handle(const ConnectionPtr& connection, const pr
       return;
     case proto::TrainerMessage::kWeightsBegin:
       if (connection->staging) throw ProtocolViolation("WeightsBegin while another weight update is still arriving");
+      if (message.weights_begin().broadcast()) {
+        receive_broadcast_weights(connection, message.weights_begin());
+        return;
+      }
       connection->staging = std::make_unique<WeightStaging>(shapes_, message.weights_begin());
+      return;
+    case proto::TrainerMessage::kJoinWeightGroup:
+      join_weight_group(connection, message.join_weight_group());
       return;
     case proto::TrainerMessage::kWeightChunk:
       if (!connection->staging) throw ProtocolViolation("a WeightChunk outside a weight update (no WeightsBegin)");
@@ -457,6 +469,73 @@ void RolloutWorkerServer::Impl::handle(const ConnectionPtr& connection, const pr
       throw ProtocolViolation("a TrainerMessage with no body (not a rollout protocol peer, or a newer one)");
   }
   throw ProtocolViolation("an unknown TrainerMessage");
+}
+
+void RolloutWorkerServer::Impl::join_weight_group(const ConnectionPtr& connection, const proto::JoinWeightGroup& message) {
+  WeightGroupAddress address;
+  address.host = message.store_host();
+  if (address.host.empty() || message.store_port() == 0 || message.store_port() > 65535) {
+    throw ProtocolViolation(fmt::format("JoinWeightGroup names no usable rendezvous store ('{}', port {})", address.host, message.store_port()));
+  }
+  address.port = static_cast<std::uint16_t>(message.store_port());
+  address.world_size = message.world_size();
+  const auto backend = parse_backend_name(message.backend());
+  if (!backend) throw ProtocolViolation(fmt::format("JoinWeightGroup: unknown backend '{}' (gloo or nccl)", message.backend()));
+  address.backend = *backend;
+  if (message.timeout_ms() <= 0) throw ProtocolViolation("JoinWeightGroup: the timeout must be positive");
+  address.timeout = std::chrono::milliseconds(message.timeout_ms());
+  address.group_id = message.group_id();
+  const int rank = message.rank();
+  if (address.world_size < 2 || rank < 1 || rank >= address.world_size) {
+    throw ProtocolViolation(fmt::format("JoinWeightGroup: rank {} of {} members (the trainer is rank 0)", rank, address.world_size));
+  }
+  connection->in_weight_group = false;
+  engine_->post([this, connection, address, rank] {
+    try {
+      connection->weight_group = WeightBroadcastGroup::join(address, rank, policy_.model->device());
+    } catch (const std::exception& error) {
+      log(fmt::format("rollout worker: {}: {}", connection->peer, error.what()));
+      post_send(connection, error_message(0, proto::ERROR_CODE_INTERNAL, error.what(), false));
+      return;
+    }
+    log(fmt::format("rollout worker: {}: joined the weight group as rank {} ({})", connection->peer, rank, connection->weight_group->describe()));
+    asio::post(io_, [this, connection, rank, backend = std::string(backend_name(address.backend))] {
+      connection->in_weight_group = true;
+      proto::WorkerMessage reply;
+      reply.mutable_weight_group_joined()->set_rank(rank);
+      reply.mutable_weight_group_joined()->set_backend(backend);
+      send(connection, reply);
+    });
+  });
+}
+
+void RolloutWorkerServer::Impl::receive_broadcast_weights(const ConnectionPtr& connection, const proto::WeightsBegin& message) {
+  if (!connection->in_weight_group) throw ProtocolViolation("a broadcast weight update without a weight group (JoinWeightGroup first)");
+  auto receipt = std::make_shared<BroadcastReceipt>(shapes_, message, policy_.model->device());
+  engine_->post([this, connection, receipt] {
+    const auto start = Clock::now();
+    try {
+      if (!connection->weight_group) throw std::runtime_error("this worker left the weight group after an earlier failure");
+      connection->weight_group->broadcast(receipt->tensors(), receipt->bucket_bytes());
+      receipt->apply(policy_.model);
+    } catch (const std::exception& error) {
+      // The model is untouched (nothing is applied before every byte arrived). The group is unusable now.
+      connection->weight_group.reset();
+      log(fmt::format("rollout worker: {}: weight update {} by broadcast failed: {}; left the weight group", connection->peer, receipt->version(),
+                      error.what()));
+      asio::post(io_, [this, connection, version = receipt->version(), why = std::string(error.what())] {
+        connection->in_weight_group = false;
+        send(connection, error_message(0, proto::ERROR_CODE_INTERNAL,
+                                       fmt::format("weight update {} by broadcast failed: {}; this worker left the weight group", version, why), false));
+      });
+      return;
+    }
+    version_ = receipt->version();
+    proto::WorkerMessage reply;
+    reply.mutable_weights_applied()->set_version(receipt->version());
+    reply.mutable_weights_applied()->set_seconds(std::chrono::duration<double>(Clock::now() - start).count());
+    post_send(connection, std::move(reply));
+  });
 }
 
 void RolloutWorkerServer::Impl::start_generation(const ConnectionPtr& connection, const proto::GenerateRequest& message) {

@@ -330,6 +330,33 @@ TEST_F(GrpoCli, LocalRolloutWorkersTrainLikeTheInProcessEngine) {
   EXPECT_TRUE(contains(unreachable.output, "no rollout worker could be reached")) << unreachable.output;
 }
 
+TEST_F(GrpoCli, LocalRolloutWorkersTakeWeightsByBroadcastAndTrainTheSame) {
+  // The same run with weights broadcast over a Gloo group of the trainer and its two worker processes: the same
+  // rewards and losses as chunks over TCP (the bytes are the same).
+  const auto tcp_run = run("train " + tiny_train_flags("tcp", 3) + " --set rollout.local_workers=2");
+  ASSERT_EQ(tcp_run.exit_code, 0) << tcp_run.output;
+  const auto broadcast_run =
+      run("train " + tiny_train_flags("broadcast", 3) + " --set rollout.local_workers=2 --set rollout.weight_transport=C10D_BROADCAST");
+  ASSERT_EQ(broadcast_run.exit_code, 0) << broadcast_run.output;
+  EXPECT_TRUE(contains(broadcast_run.output, "weights by broadcast (Gloo, 3 members, rendezvous 127.0.0.1:")) << broadcast_run.output;
+  const auto a = step_rows(work() / "tcp"), b = step_rows(work() / "broadcast");
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["reward_mean"], b[i]["reward_mean"]) << "step " << i + 1;
+    EXPECT_NEAR(a[i]["loss"].get<double>(), b[i]["loss"].get<double>(), 1e-5) << "step " << i + 1;
+    EXPECT_EQ(b[i]["rollout_workers_failed"], 0);
+  }
+  // bfloat16 weights on the wire: the run trains, and says so.
+  const auto bf16_run = run("train " + tiny_train_flags("bf16", 2) +
+                            " --set rollout.local_workers=1 --set rollout.weight_transport=C10D_BROADCAST --set rollout.weight_sync_dtype=bfloat16");
+  ASSERT_EQ(bf16_run.exit_code, 0) << bf16_run.output;
+  EXPECT_TRUE(contains(bf16_run.output, "in BFloat16")) << bf16_run.output;
+  const auto bad = run("train " + tiny_train_flags("bad_dtype", 1) + " --set rollout.weight_sync_dtype=int8");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_TRUE(contains(bad.output, "rollout.weight_sync_dtype")) << bad.output;
+}
+
 TEST_F(GrpoCli, OverlapModeSamplesOneStepOffPolicy) {
   const auto r = run("train " + tiny_train_flags("overlap", 4) + " --set rollout.overlap=true");
   ASSERT_EQ(r.exit_code, 0) << r.output;

@@ -54,7 +54,7 @@ TEST(ConfigParse, UnknownFieldListsValidFieldsAtTheName) {
   EXPECT_EQ(load_error("rollout {\n  group_sizee: 8\n}\n"),
             "x.textproto:2:3: unknown field 'group_sizee' in RolloutConfig; valid fields: prompts_per_step, "
             "group_size, max_new_tokens, temperature, top_p, top_k, min_p, stop_strings, workers, worker_token_file, local_workers, "
-            "local_worker_threads, worker_stall_timeout_ms, worker_connect_timeout_ms, overlap; did you mean 'group_size'?");
+            "local_worker_threads, worker_stall_timeout_ms, worker_connect_timeout_ms, overlap, weight_transport, weight_sync_dtype, weight_broadcast_host; did you mean 'group_size'?");
 }
 
 TEST(ConfigParse, UnknownTopLevelFieldListsRunConfigFields) {
@@ -269,7 +269,7 @@ TEST(ConfigOverride, UnknownPathListsValidFieldsAtThatLevel) {
   EXPECT_EQ(load_error("", {"rollout.group_sizee=8"}),
             "--set rollout.group_sizee=8: unknown field 'group_sizee' in RolloutConfig; valid fields: "
             "prompts_per_step, group_size, max_new_tokens, temperature, top_p, top_k, min_p, stop_strings, workers, worker_token_file, "
-            "local_workers, local_worker_threads, worker_stall_timeout_ms, worker_connect_timeout_ms, overlap; did you mean 'group_size'?");
+            "local_workers, local_worker_threads, worker_stall_timeout_ms, worker_connect_timeout_ms, overlap, weight_transport, weight_sync_dtype, weight_broadcast_host; did you mean 'group_size'?");
   EXPECT_TRUE(starts_with(load_error("", {"rolout.group_size=8"}),
                           "--set rolout.group_size=8: unknown field 'rolout' in RunConfig; valid fields: name,"));
   EXPECT_EQ(load_error("", {"steps.value=8"}),

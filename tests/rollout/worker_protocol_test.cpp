@@ -135,6 +135,82 @@ TEST(RolloutWorkers, PoolOfThreeGivesTheInProcessBatchAfterAWeightPush) {
   EXPECT_NE(updated.completions[0].tokens, remote.completions[0].tokens);
 }
 
+WorkerPoolOptions broadcast_pool_options(std::vector<std::string> addresses) {
+  auto options = pool_options(std::move(addresses));
+  options.weight_transport = WeightTransport::kBroadcast;
+  options.broadcast_timeout = std::chrono::milliseconds(3000);
+  options.broadcast_bucket_bytes = 4096;  // several buckets per update
+  return options;
+}
+
+TEST(RolloutWorkers, WeightsByBroadcastReachEveryWorkerOverAGlooGroup) {
+  Worker a(1), b(2), c(3);
+  auto model = trainer_model();
+  RolloutWorkerPool pool(broadcast_pool_options({a.address(), b.address(), c.address()}), kVocab);
+  pool.connect();
+  EXPECT_TRUE(pool.weight_transport().starts_with("broadcast (Gloo, 4 members, rendezvous 127.0.0.1:")) << pool.weight_transport();
+  EXPECT_NE(a.log_text().find("joined the weight group as rank 1"), std::string::npos) << a.log_text();
+  pool.publish(std::make_shared<const WeightSnapshot>(snapshot_weights(model, 0)));
+  for (auto* worker : {&a, &b, &c}) EXPECT_EQ(worker->server->policy_version(), 0);
+  expect_same_batch(pool.generate(sampled_request(), 0), generate(model, sampled_request()));
+
+  // Version 1 in bfloat16: the workers sample from the trainer's weights rounded to bf16.
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.mul_(1.3);
+  }
+  pool.publish(std::make_shared<const WeightSnapshot>(snapshot_weights(model, 1, torch::kBFloat16)));
+  for (auto* worker : {&a, &b, &c}) EXPECT_EQ(worker->server->policy_version(), 1);
+  auto rounded = trainer_model();
+  {
+    torch::NoGradGuard no_grad;
+    auto source = model->named_parameters();
+    for (auto& item : rounded->named_parameters()) item.value().copy_(source[item.key()].to(torch::kBFloat16));
+  }
+  expect_same_batch(pool.generate(sampled_request(), 1), generate(rounded, sampled_request()));
+  EXPECT_TRUE(pool.weight_transport().starts_with("broadcast")) << "no failure, so the group still serves";
+  EXPECT_EQ(pool.last_batch_stats().workers_failed, 0);
+}
+
+TEST(RolloutWorkers, AWorkerLostFromTheWeightGroupSendsTheRestOverTcpWithNoPromptLost) {
+  Worker a(1), b(2);
+  auto c = std::make_unique<Worker>(3);
+  auto model = trainer_model();
+  RolloutWorkerPool pool(broadcast_pool_options({a.address(), b.address(), c->address()}), kVocab);
+  pool.connect();
+  ASSERT_TRUE(pool.weight_transport().starts_with("broadcast")) << pool.weight_transport();
+  pool.publish(std::make_shared<const WeightSnapshot>(snapshot_weights(model, 0)));
+  c.reset();  // dies: its connection and its end of the group close
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.mul_(1.3);
+  }
+  pool.publish(std::make_shared<const WeightSnapshot>(snapshot_weights(model, 1)));
+  EXPECT_EQ(pool.weight_transport(), "TCP chunks");
+  EXPECT_EQ(a.server->policy_version(), 1);
+  EXPECT_EQ(b.server->policy_version(), 1);
+  EXPECT_EQ(pool.live_workers(), 2);
+  expect_same_batch(pool.generate(sampled_request(), 1), generate(model, sampled_request()));
+  // Later versions go over TCP.
+  pool.publish(std::make_shared<const WeightSnapshot>(snapshot_weights(model, 2)));
+  EXPECT_EQ(a.server->policy_version(), 2);
+}
+
+TEST(RolloutWorkers, AGroupThatCannotFormLeavesWeightsOnTcp) {
+  Worker a(1);
+  auto options = broadcast_pool_options({a.address()});
+  options.broadcast_host = "203.0.113.1";  // TEST-NET-3: nothing answers there, so the worker cannot join
+  std::vector<std::string> lines;
+  options.log = [&lines](std::string_view line) { lines.emplace_back(line); };
+  auto model = trainer_model();
+  RolloutWorkerPool pool(options, kVocab);
+  pool.connect();
+  EXPECT_EQ(pool.weight_transport(), "TCP chunks");
+  EXPECT_NE(fmt::format("{}", fmt::join(lines, "\n")).find("weights go over TCP"), std::string::npos) << fmt::format("{}", fmt::join(lines, "\n"));
+  pool.publish(std::make_shared<const WeightSnapshot>(snapshot_weights(model, 0)));
+  expect_same_batch(pool.generate(sampled_request(), 0), generate(model, sampled_request()));
+}
+
 TEST(RolloutWorkers, StopStringsAndMinPTravelWithTheRequest) {
   Worker a(1), b(2);
   auto model = trainer_model();
@@ -302,6 +378,63 @@ TEST(RolloutWorkerServer, HostilePeersGetAnErrorAndAreDisconnectedWhileOthersAre
   // The good trainer was served all along.
   expect_same_batch(pool.generate(sampled_request(), 0), generate(model, sampled_request()));
   EXPECT_NE(worker.log_text().find("authentication failed"), std::string::npos);
+}
+
+TEST(RolloutWorkerServer, BroadcastMessagesThatCannotBeServedAreRefused) {
+  Worker worker(1);
+  const auto port = worker.server->port();
+  auto model = trainer_model();
+  const auto connected = [&] {
+    auto c = std::make_unique<RawConnection>(port);
+    c->hello();
+    EXPECT_TRUE(c->receive()->has_hello_reply());
+    return c;
+  };
+  {
+    auto c = connected();
+    proto::TrainerMessage message;
+    *message.mutable_weights_begin() = broadcast_weights_begin(snapshot_weights(model, 1), 1 << 20);
+    c->send(message);
+    expect_refused(*c, proto::ERROR_CODE_PROTOCOL, "without a weight group (JoinWeightGroup first)");
+  }
+  const auto join = [](auto spoil) {
+    proto::TrainerMessage message;
+    auto* j = message.mutable_join_weight_group();
+    j->set_store_host("127.0.0.1");
+    j->set_store_port(1);
+    j->set_rank(1);
+    j->set_world_size(2);
+    j->set_backend("gloo");
+    j->set_timeout_ms(500);
+    spoil(*j);
+    return message;
+  };
+  for (const auto& [needle, message] : std::vector<std::pair<std::string, proto::TrainerMessage>>{
+           {"unknown backend 'mpi'", join([](auto& j) { j.set_backend("mpi"); })},
+           {"rank 0 of 2 members", join([](auto& j) { j.set_rank(0); })},
+           {"no usable rendezvous store", join([](auto& j) { j.set_store_port(0); })},
+           {"the timeout must be positive", join([](auto& j) { j.set_timeout_ms(0); })}}) {
+    auto c = connected();
+    c->send(message);
+    expect_refused(*c, proto::ERROR_CODE_PROTOCOL, needle);
+  }
+  {
+    // A well-formed request to join a group nobody serves: a non-fatal error, and the connection serves on.
+    auto c = connected();
+    c->send(join([](auto&) {}));
+    const auto reply = c->receive();
+    ASSERT_TRUE(reply && reply->has_error()) << (reply ? reply->DebugString() : "closed");
+    EXPECT_FALSE(reply->error().fatal());
+    EXPECT_NE(reply->error().message().find("cannot reach the trainer's rendezvous store at 127.0.0.1:1"), std::string::npos)
+        << reply->error().message();
+    proto::TrainerMessage ping;
+    ping.mutable_ping()->set_nonce(5);
+    c->send(ping);
+    const auto pong = c->receive();
+    ASSERT_TRUE(pong && pong->has_pong());
+    EXPECT_EQ(pong->pong().nonce(), 5u);
+  }
+  EXPECT_EQ(worker.server->policy_version(), 0);
 }
 
 TEST(RolloutWorkerServer, MalformedWeightUpdatesAreRefusedAndLeaveTheWeightsAlone) {
