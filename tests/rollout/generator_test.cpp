@@ -37,8 +37,11 @@ TEST(Generator, BatchedWithSharedPrefillEqualsOneAtATime) {
       EXPECT_EQ(completion.prompt_index, static_cast<std::int64_t>(p));
       EXPECT_EQ(completion.tokens, alone.completions[0].tokens) << "prompt " << p << " sample " << g;
       ASSERT_EQ(completion.logprobs.size(), completion.tokens.size());
+      // The same tokens exactly; log-probs to float32 round-off. A GEMM rounds differently with its number of rows
+      // (AVX-512 kernels block by rows), and the weights scaled by 20 make the logits large, so a last-bit
+      // difference of a logit shows in the fourth decimal of a log-prob (1.1e-4 seen on a Sapphire Rapids core).
       for (std::size_t t = 0; t < completion.tokens.size(); ++t) {
-        EXPECT_NEAR(completion.logprobs[t], alone.completions[0].logprobs[t], 1e-4);
+        EXPECT_NEAR(completion.logprobs[t], alone.completions[0].logprobs[t], 5e-4);
       }
     }
   }
