@@ -156,8 +156,9 @@ class RolloutWorkerPool::Impl {
   asio::awaitable<double> push_to_each(std::int64_t version);
   void abandon_weight_group(const std::string& why);
   // Runs `job` on the collective thread (c10d calls block) and returns what it threw, without blocking the io thread.
-  // `job` is taken by reference and copied: GCC 12 destroys a temporary with a destructor that sits in a co_await
-  // expression twice (PR 100611), which for a lambda holding a shared_ptr frees what it holds.
+  // `job` is a named std::function taken by reference: GCC 12 destroys a lambda with captures written inside a
+  // co_await expression twice (seen here as a shared_ptr capture freeing the group mid-broadcast; tremotesf2 #551
+  // works around the same double free).
   asio::awaitable<std::exception_ptr> run_collective(const std::function<void()>& job);
   asio::awaitable<void> worker_loop(Worker& worker, std::shared_ptr<Batch> batch);
   asio::awaitable<void> run_chunk(Worker& worker, Batch& batch, const std::vector<std::int64_t>& chunk);
