@@ -397,7 +397,16 @@ int bench(const cli::ParsedArgs& args) {
     options.repeats = positive("repeats");
     return run_failover_bench(options);
   }
-  throw cli::UsageError(fmt::format("unknown benchmark '{}'; valid: rollout, failover", which));
+  if (which == "weight-sync") {
+    WeightSyncBenchOptions options;
+    options.model = args.get_or_default("model");
+    options.grpo_binary = std::filesystem::read_symlink("/proc/self/exe");
+    options.workers = positive("workers");
+    options.repeats = positive("repeats");
+    options.weight_dtype = args.get_or_default("weight-dtype");
+    return run_weight_sync_bench(options);
+  }
+  throw cli::UsageError(fmt::format("unknown benchmark '{}'; valid: rollout, failover, weight-sync", which));
 }
 
 int dataset(const cli::ParsedArgs& args) {
@@ -591,8 +600,10 @@ std::vector<Command> make_commands() {
                     "batch and number of new tokens (EOS ignored), side by side (the two alternate run by run); prints ours_tokens_per_s, "
                     "hf_tokens_per_s, their ratio (medians of --repeats), the ratio of each pair of runs, and the FLOP/s we reach as a fraction of the peak of one large matmul measured in the same "
                     "run. failover: --workers local rollout workers generate a batch, then the same batch while one is killed halfway; "
-                    "prints the added latency and whether the batch came back complete.",
-                    {{"benchmark", "rollout or failover", true}},
+                    "prints the added latency and whether the batch came back complete. weight-sync: --workers local rollout workers "
+                    "receive the model's weights over TCP chunks and by c10d broadcast, alternating push by push; prints the seconds of "
+                    "each (medians of --repeats) and their ratio.",
+                    {{"benchmark", "rollout, failover or weight-sync", true}},
                     {{"model", "DIR", "checkpoint folder (Hugging Face layout)", "examples/base_policy", false, false},
                      {"batch", "N", "rollout: sequences generated at once", "64", false, false},
                      {"new-tokens", "N", "tokens generated per sequence", "256", false, false},
@@ -603,11 +614,13 @@ std::vector<Command> make_commands() {
                      {"device", "NAME", "rollout: auto, cpu or cuda", "auto", false, false},
                      {"python", "PATH", "rollout: interpreter with transformers for the peer run, or none", ".venv/bin/python", false, false},
                      {"hf-script", "PATH", "rollout: the peer script", kHfGenerateScript, false, false},
-                     {"workers", "N", "failover: local rollout workers", "3", false, false},
+                     {"workers", "N", "failover, weight-sync: local rollout workers", "3", false, false},
+                     {"weight-dtype", "NAME", "weight-sync: the dtype on the wire: model, bfloat16, ...", "model", false, false},
                      {"prompts", "N", "failover: prompts per batch", "24", false, false},
                      {"group-size", "N", "failover: samples per prompt", "8", false, false}},
                     {"bench rollout --model examples/base_policy --batch 64 --new-tokens 256",
-                     "bench failover --model examples/base_policy --new-tokens 128"}},
+                     "bench failover --model examples/base_policy --new-tokens 128",
+                     "bench weight-sync --model examples/base_policy --workers 3"}},
                    bench});
   return table;
 }

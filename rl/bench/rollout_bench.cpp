@@ -310,4 +310,78 @@ int run_failover_bench(const FailoverBenchOptions& options) {
   return complete ? 0 : 1;
 }
 
+int run_weight_sync_bench(const WeightSyncBenchOptions& options) {
+  configure_threads(1);
+  auto policy = policy::load_policy(options.model, torch::kCPU);
+  std::optional<torch::ScalarType> wire_dtype;
+  if (options.weight_dtype != "model") {
+    wire_dtype = parse_dtype(options.weight_dtype);
+    if (!wire_dtype) throw std::invalid_argument(fmt::format("--weight-dtype '{}': use model, float32, bfloat16 or float16", options.weight_dtype));
+  }
+  rollout::LocalWorkerOptions local;
+  local.count = options.workers;
+  local.grpo_binary = options.grpo_binary;
+  local.model = options.model;
+  local.threads = 1;
+  rollout::LocalWorkerProcesses processes(local);
+  // Two trainers' pools on the same workers: one pushes over TCP, the other broadcasts (the workers serve both).
+  const auto pool_options = [&](rollout::WeightTransport transport) {
+    rollout::WorkerPoolOptions o;
+    o.addresses = processes.addresses();
+    o.token = processes.token();
+    o.weight_transport = transport;
+    o.log = [](std::string_view line) { std::cerr << "grpo bench weight-sync: " << line << "\n"; };
+    return o;
+  };
+  const auto vocab = policy.model->config().vocab_size;
+  rollout::RolloutWorkerPool tcp_pool(pool_options(rollout::WeightTransport::kTcp), vocab);
+  rollout::RolloutWorkerPool broadcast_pool(pool_options(rollout::WeightTransport::kBroadcast), vocab);
+  tcp_pool.connect();
+  broadcast_pool.connect();
+  const auto transport = broadcast_pool.weight_transport();
+  if (!transport.starts_with("broadcast")) {
+    std::cerr << "grpo bench weight-sync: the broadcast group did not form (see above); nothing to compare\n";
+    return 1;
+  }
+  std::vector<double> tcp_seconds, broadcast_seconds, paired;
+  std::size_t bytes = 0;
+  std::int64_t version = 0;
+  const auto push = [&](rollout::RolloutWorkerPool& pool) {
+    // A fresh version each time, so that every worker takes every push.
+    const auto snapshot = std::make_shared<const rollout::WeightSnapshot>(rollout::snapshot_weights(policy.model, ++version, wire_dtype));
+    bytes = snapshot->bytes();
+    const auto start = Clock::now();
+    pool.publish(snapshot);
+    return seconds_since(start);
+  };
+  push(tcp_pool);  // warm-up: first connections' buffers, the group's first collective
+  push(broadcast_pool);
+  for (int r = 0; r < options.repeats; ++r) {
+    tcp_seconds.push_back(push(tcp_pool));
+    broadcast_seconds.push_back(push(broadcast_pool));
+    paired.push_back(tcp_seconds.back() / broadcast_seconds.back());
+    std::cerr << fmt::format("grpo bench weight-sync: run {}: TCP {:.4f} s, broadcast {:.4f} s\n", r + 1, tcp_seconds.back(), broadcast_seconds.back());
+  }
+  if (!broadcast_pool.weight_transport().starts_with("broadcast")) {
+    std::cerr << "grpo bench weight-sync: the broadcast group was given up during the runs (see above); the figures are not comparable\n";
+    return 1;
+  }
+  const double tcp = median(tcp_seconds), broadcast = median(broadcast_seconds);
+  nlohmann::ordered_json line = {{"bench", "weight_sync"},
+                                 {"workers", options.workers},
+                                 {"bytes_per_worker", bytes},
+                                 {"wire_dtype", wire_dtype ? c10::toString(*wire_dtype) : "model"},
+                                 {"broadcast", transport},
+                                 {"tcp_seconds", tcp_seconds},
+                                 {"broadcast_seconds", broadcast_seconds},
+                                 {"tcp_median_s", tcp},
+                                 {"broadcast_median_s", broadcast},
+                                 {"ratio", tcp / broadcast},
+                                 {"paired_ratios", paired},
+                                 {"tcp_gb_per_s", static_cast<double>(bytes) * options.workers / tcp / 1e9},
+                                 {"broadcast_gb_per_s", static_cast<double>(bytes) * options.workers / broadcast / 1e9}};
+  std::cout << line.dump() << std::endl;
+  return 0;
+}
+
 }  // namespace grpo::rl

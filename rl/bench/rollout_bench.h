@@ -4,6 +4,10 @@
 //
 // `grpo bench failover`: three local rollout workers generate a batch, then the same batch again while one of them is
 // killed in the middle; prints the batch times and the latency the failure added, as one JSON line.
+//
+// `grpo bench weight-sync`: local rollout workers receive the same weights over TCP chunks and by c10d broadcast,
+// the two alternating push by push; prints the seconds of each, their ratio and the bytes per second, as one JSON
+// line.
 #pragma once
 
 #include <filesystem>
@@ -39,5 +43,15 @@ struct FailoverBenchOptions {
 };
 
 int run_failover_bench(const FailoverBenchOptions& options);
+
+struct WeightSyncBenchOptions {
+  std::filesystem::path model;
+  std::filesystem::path grpo_binary;
+  int workers = 3;
+  int repeats = 5;
+  std::string weight_dtype = "model";  // the dtype on the wire: "model" or a dtype name (bfloat16, ...)
+};
+
+int run_weight_sync_bench(const WeightSyncBenchOptions& options);
 
 }  // namespace grpo::rl

@@ -207,8 +207,13 @@ void WeightBroadcastGroup::broadcast(std::vector<torch::Tensor>& tensors, std::s
   for (const auto& [begin, end] : broadcast_buckets(bytes, bucket_bytes)) {
     const auto total = std::accumulate(bytes.begin() + static_cast<std::ptrdiff_t>(begin), bytes.begin() + static_cast<std::ptrdiff_t>(end), std::size_t{0});
     if (total == 0) continue;
-    auto flat = torch::empty({static_cast<std::int64_t>(total)}, torch::TensorOptions().dtype(torch::kUInt8).device(device_));
-    if (rank_ == 0) {
+    // A tensor alone in its bucket travels from and into its own bytes when it already lies where the group
+    // works (no packing copy on the sender, no unpacking copy on the receivers): the large ones, e.g. embeddings.
+    const auto& single = tensors[begin];
+    const bool in_place = end - begin == 1 && single.device() == device_ && single.is_contiguous();
+    auto flat = in_place ? single.view({-1}).view(torch::kUInt8)
+                         : torch::empty({static_cast<std::int64_t>(total)}, torch::TensorOptions().dtype(torch::kUInt8).device(device_));
+    if (rank_ == 0 && !in_place) {
       std::int64_t offset = 0;
       for (auto i = begin; i < end; ++i) {
         flat.narrow(0, offset, static_cast<std::int64_t>(bytes[i])).copy_(byte_view(tensors[i]));
@@ -224,7 +229,7 @@ void WeightBroadcastGroup::broadcast(std::vector<torch::Tensor>& tensors, std::s
     } catch (const std::exception& error) {
       throw std::runtime_error(fmt::format("weight broadcast failed on rank {} ({}): {}", rank_, describe(), short_error(error)));
     }
-    if (rank_ != 0) {
+    if (rank_ != 0 && !in_place) {
       std::int64_t offset = 0;
       for (auto i = begin; i < end; ++i) {
         tensors[i].reshape({-1}).view(torch::kUInt8).copy_(flat.narrow(0, offset, static_cast<std::int64_t>(bytes[i])));

@@ -54,7 +54,8 @@ struct WorkerPoolOptions {
   // and each broadcast) and the most bytes one broadcast carries.
   std::string broadcast_host = "127.0.0.1";
   std::chrono::milliseconds broadcast_timeout{30000};
-  std::size_t broadcast_bucket_bytes = std::size_t{256} << 20;
+  // Small tensors are packed together up to this size; a larger tensor travels alone, straight from its own bytes.
+  std::size_t broadcast_bucket_bytes = std::size_t{32} << 20;
   std::string client_name = "grpo trainer";
   // Where log lines go (one per call, no newline, from the pool's thread); empty: stderr.
   std::function<void(std::string_view line)> log = {};

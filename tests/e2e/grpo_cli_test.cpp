@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "policy/checkpoint.h"
 #include "tests/e2e/cli_harness.h"
 
 namespace {
@@ -488,6 +489,31 @@ TEST_F(GrpoCli, BenchRolloutAlternatesTheTwoSidesAndPrintsEachPairsRatio) {
   for (std::size_t i = 0; i < 2; ++i) EXPECT_NEAR(paired[i], hf[i] / ours[i], 1e-9 * paired[i]) << i;
   EXPECT_NEAR(line.at("ratio").get<double>(), (hf[0] + hf[1]) / (ours[0] + ours[1]), 1e-9 * line.at("ratio").get<double>());
   EXPECT_TRUE(contains(r.output, "transformers run 2")) << r.output;
+}
+
+TEST_F(GrpoCli, BenchWeightSyncTimesBothTransportsOnTheSameWorkers) {
+  // Two local workers take the suite's tiny policy's weights over TCP and by broadcast, alternately: both sides'
+  // times, each pair's ratio and the bytes per worker.
+  const auto r = run("bench weight-sync --model " + base_model() + " --workers 2 --repeats 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto from = r.output.rfind("{\"bench\"");
+  ASSERT_NE(from, std::string::npos) << r.output;
+  const auto line = nlohmann::json::parse(r.output.substr(from, r.output.find('\n', from) - from));  // the workers' last words follow
+  std::int64_t parameters = 0;
+  for (const auto& p : grpo::policy::load_policy(base_model(), torch::kCPU).model->parameters()) parameters += p.numel();
+  EXPECT_EQ(line.at("bytes_per_worker").get<std::int64_t>(), parameters * 4);  // float32 on the wire
+  EXPECT_TRUE(line.at("broadcast").get<std::string>().starts_with("broadcast (Gloo, 3 members")) << line.dump();
+  const auto tcp = line.at("tcp_seconds").get<std::vector<double>>();
+  const auto broadcast = line.at("broadcast_seconds").get<std::vector<double>>();
+  const auto paired = line.at("paired_ratios").get<std::vector<double>>();
+  ASSERT_EQ(tcp.size(), 2u);
+  ASSERT_EQ(broadcast.size(), 2u);
+  ASSERT_EQ(paired.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) EXPECT_NEAR(paired[i], tcp[i] / broadcast[i], 1e-9 * paired[i]) << i;
+  EXPECT_NEAR(line.at("ratio").get<double>(), (tcp[0] + tcp[1]) / (broadcast[0] + broadcast[1]), 1e-9 * line.at("ratio").get<double>());
+  const auto bad = run("bench weight-sync --model " + base_model() + " --weight-dtype int8");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_TRUE(contains(bad.output, "--weight-dtype 'int8'")) << bad.output;
 }
 
 TEST(RolloutWorkerCommand, RefusesAMissingTokenAndServesAHandshake) {
