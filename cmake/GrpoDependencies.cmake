@@ -84,3 +84,19 @@ if(NOT GRPO_CUDA STREQUAL "OFF")
   endif()
 endif()
 message(STATUS "grpo-cpp: CUDA kernels ${GRPO_HAVE_CUDA}")
+
+# grpo_c10d_source(TARGET SOURCE): SOURCE (of TARGET, in the calling directory) creates c10d process groups: Gloo's
+# headers, and NCCL's where LibTorch has CUDA (the wheel's libtorch_cuda has ProcessGroupNCCL; its header wants the
+# toolkit's nccl.h). ProcessGroupGloo.hpp declares its class only when the build says LibTorch has Gloo (the wheel
+# does); GRPO_HAVE_NCCL tells our code that ProcessGroupNCCL is there.
+if(GRPO_HAVE_CUDA)
+  find_path(NCCL_INCLUDE_DIR nccl.h HINTS /usr/local/cuda/include ENV CUDA_HOME PATH_SUFFIXES include)
+endif()
+function(grpo_c10d_source target source)
+  target_include_directories(${target} SYSTEM PRIVATE ${GLOO_INCLUDE_DIR})
+  set_property(SOURCE ${source} APPEND PROPERTY COMPILE_DEFINITIONS USE_C10D_GLOO)
+  if(GRPO_HAVE_CUDA AND NCCL_INCLUDE_DIR)
+    target_include_directories(${target} SYSTEM PRIVATE ${NCCL_INCLUDE_DIR})
+    set_property(SOURCE ${source} APPEND PROPERTY COMPILE_DEFINITIONS USE_C10D_NCCL GRPO_HAVE_NCCL)
+  endif()
+endfunction()

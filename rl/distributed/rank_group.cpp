@@ -16,6 +16,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include "policy/torch_error_text.h"
+
 namespace grpo::rl {
 namespace {
 
@@ -25,14 +27,7 @@ using namespace std::chrono_literals;
 constexpr auto kHeartbeatPeriod = 500ms;
 constexpr auto kHeartbeatWatch = 3s;
 
-std::string short_error(const std::exception& error) {
-  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&error)) {
-    std::string text = c10_error->what_without_backtrace();
-    if (const auto cut = text.find('\n'); cut != std::string::npos) text.resize(cut);
-    return text;
-  }
-  return error.what();
-}
+using policy::short_error;
 
 std::string string_of(const std::vector<std::uint8_t>& bytes) { return {bytes.begin(), bytes.end()}; }
 

@@ -14,17 +14,12 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include "policy/torch_error_text.h"
+
 namespace grpo::rollout {
 namespace {
 
-std::string short_error(const std::exception& error) {
-  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&error)) {
-    std::string text = c10_error->what_without_backtrace();
-    if (const auto cut = text.find('\n'); cut != std::string::npos) text.resize(cut);
-    return text;
-  }
-  return error.what();
-}
+using policy::short_error;
 
 bool is_loopback(const std::string& host) { return host == "localhost" || host.starts_with("127.") || host == "::1"; }
 
