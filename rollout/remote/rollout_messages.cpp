@@ -261,7 +261,7 @@ proto::WeightsBegin broadcast_weights_begin(const WeightSnapshot& snapshot, std:
   return begin;
 }
 
-BroadcastReceipt::BroadcastReceipt(const ParameterShapes& shapes, const proto::WeightsBegin& begin, torch::Device device)
+BroadcastReceipt::BroadcastReceipt(const ParameterShapes& shapes, const proto::WeightsBegin& begin)
     : version_(begin.version()), bucket_bytes_(begin.bucket_bytes()) {
   if (!begin.broadcast()) violation("a chunked weight update where a broadcast one was expected");
   if (bucket_bytes_ == 0) violation(fmt::format("broadcast weight update {}: bucket_bytes is 0", version_));
@@ -279,15 +279,20 @@ BroadcastReceipt::BroadcastReceipt(const ParameterShapes& shapes, const proto::W
       violation(fmt::format("broadcast weight update {}: '{}' has shape {}, the model's is {}", version_, spec.name(), shape_text(shape),
                             shape_text(expected->second)));
     }
-    names_.push_back(spec.name());
-    tensors_.push_back(torch::empty(shape, torch::TensorOptions().dtype(parse_dtype_name(spec.dtype())).device(device)));
+    specs_.push_back({spec.name(), parse_dtype_name(spec.dtype()), shape});
   }
 }
 
+void BroadcastReceipt::allocate(torch::Device device) {
+  tensors_.clear();
+  for (const auto& spec : specs_) tensors_.push_back(torch::empty(spec.shape, torch::TensorOptions().dtype(spec.dtype).device(device)));
+}
+
 void BroadcastReceipt::apply(policy::LlamaForCausalLM& model) const {
+  if (tensors_.size() != specs_.size()) throw std::logic_error("BroadcastReceipt::apply before allocate");
   torch::NoGradGuard no_grad;
   auto parameters = model->named_parameters();
-  for (std::size_t i = 0; i < names_.size(); ++i) parameters[names_[i]].copy_(tensors_[i]);
+  for (std::size_t i = 0; i < specs_.size(); ++i) parameters[specs_[i].name].copy_(tensors_[i]);
 }
 
 }  // namespace grpo::rollout

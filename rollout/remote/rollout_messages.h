@@ -107,22 +107,31 @@ class WeightStaging {
 // The WeightsBegin of a broadcast update of `snapshot`: every tensor's name, dtype and shape in broadcast order.
 proto::WeightsBegin broadcast_weights_begin(const WeightSnapshot& snapshot, std::size_t bucket_bytes);
 
-// The worker's end of a broadcast update: the tensors it announces, checked against the model (every parameter
-// once, the model's shapes, known dtypes; else ProtocolViolation) and allocated on `device`, ready to receive.
+// The worker's end of a broadcast update: the tensors it announces, checked against the model on construction
+// (every parameter once, the model's shapes, known dtypes; else ProtocolViolation). allocate() makes the tensors the
+// broadcast fills (one copy of the model, so that a failed update leaves the model untouched); apply() copies them
+// into the model; release() frees them.
 class BroadcastReceipt {
  public:
-  BroadcastReceipt(const ParameterShapes& shapes, const proto::WeightsBegin& begin, torch::Device device);
+  BroadcastReceipt(const ParameterShapes& shapes, const proto::WeightsBegin& begin);
   std::int64_t version() const { return version_; }
   std::size_t bucket_bytes() const { return bucket_bytes_; }
-  // What the broadcast fills, in order.
+  void allocate(torch::Device device);
+  // What the broadcast fills, in order (empty before allocate()).
   std::vector<torch::Tensor>& tensors() { return tensors_; }
   // Copies the received tensors into the model (converting the dtype), on the thread that owns it.
   void apply(policy::LlamaForCausalLM& model) const;
+  void release() { tensors_.clear(); }
 
  private:
+  struct Spec {
+    std::string name;
+    torch::ScalarType dtype;
+    std::vector<std::int64_t> shape;
+  };
   std::int64_t version_;
   std::size_t bucket_bytes_;
-  std::vector<std::string> names_;
+  std::vector<Spec> specs_;
   std::vector<torch::Tensor> tensors_;
 };
 

@@ -2,8 +2,10 @@
 #include "rollout/remote/weight_broadcast.h"
 
 #include <numeric>
-#include <unistd.h>
 #include <stdexcept>
+#include <thread>
+
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -27,6 +29,19 @@ bool is_loopback(const std::string& host) { return host == "localhost" || host.s
 torch::Tensor byte_view(const torch::Tensor& tensor) { return tensor.contiguous().reshape({-1}).view(torch::kUInt8); }
 
 std::string joined_key(int rank) { return fmt::format("joined/{}", rank); }
+
+// NCCL's Work::wait() only makes the current CUDA stream wait for the collective; the CPU goes on at once (and a
+// worker would report weights that have not arrived, or a missing member would hang the stream). Polling for
+// completion puts the group's deadline on the CPU, so a failure is an exception here, before anything is applied.
+void wait_on_cpu(c10d::Work& work, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!work.isCompleted()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw std::runtime_error(fmt::format("the broadcast did not complete within {} ms (a member died or hangs)", timeout.count()));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
 
 }  // namespace
 
@@ -220,7 +235,9 @@ void WeightBroadcastGroup::broadcast(std::vector<torch::Tensor>& tensors, std::s
       c10d::BroadcastOptions options;
       options.rootRank = 0;
       options.timeout = address_.timeout;
-      backend_->group->broadcast(buffers, options)->wait();
+      auto work = backend_->group->broadcast(buffers, options);
+      if (address_.backend == BroadcastBackend::kNccl) wait_on_cpu(*work, address_.timeout);
+      work->wait();  // Gloo: blocks up to the timeout; NCCL: completed already, rethrows its error if any
     } catch (const std::exception& error) {
       throw std::runtime_error(fmt::format("weight broadcast failed on rank {} ({}): {}", rank_, describe(), short_error(error)));
     }

@@ -4,9 +4,9 @@
 //
 // The rollout protocol does the bookkeeping (rollout_service.proto): JoinWeightGroup tells a worker where the
 // trainer's rendezvous store is and which rank it is; each update's WeightsBegin lists the tensors (name, dtype,
-// shape) in the order they are broadcast, so what travels on the collective is nothing but tensor bytes. The bytes
-// go in buckets of at most bucket_bytes (a larger tensor travels alone), so neither side ever holds a second copy of
-// the whole model.
+// shape) in the order they are broadcast, so what travels on the collective is nothing but tensor bytes. Small
+// tensors are packed into buckets of at most bucket_bytes; a larger tensor travels alone, straight from and into its
+// own bytes. The worker receives into one staging copy of the model and applies it only once every byte is there.
 //
 // A group is only as good as its slowest member: every collective waits for all of them, up to the group's timeout.
 // The trainer's pool therefore uses the group only while every member is alive and idle, and falls back to TCP

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 #include <boost/asio/co_spawn.hpp>
@@ -66,7 +67,11 @@ class RolloutWorkerPool::Impl {
     if (options_.token.empty()) throw std::invalid_argument("rollout worker pool: the token is empty; the workers' --token-file holds it");
     for (const auto& address : options_.addresses) {
       const auto [host, port] = wire::parse_endpoint(address);
-      workers_.push_back(std::make_unique<Worker>(Worker{wire::format_endpoint(host, port), host, port, std::nullopt, -1, "", 0, ""}));
+      auto worker = std::make_unique<Worker>();
+      worker->name = wire::format_endpoint(host, port);
+      worker->host = host;
+      worker->port = port;
+      workers_.push_back(std::move(worker));
     }
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -78,6 +83,7 @@ class RolloutWorkerPool::Impl {
     io_.stop();
     if (thread_.joinable()) thread_.join();
     if (collective_.joinable()) collective_.join();  // a broadcast in progress ends within the group's timeout
+    shutting_down_ = true;  // coroutines destroyed with io_ (after workers_) must not touch a Worker
   }
 
   void connect();
@@ -94,13 +100,34 @@ class RolloutWorkerPool::Impl {
   struct Worker {
     std::string name;  // host:port
     std::string host;
-    std::uint16_t port;
+    std::uint16_t port = 0;
     std::optional<tcp::socket> socket;  // connected and greeted
     std::int64_t version = -1;          // the weights it holds, as pushed by us; -1: unknown
     std::string last_error;
     int stale_retries = 0;
     std::string device;  // where its model lives, as its HelloReply said ("cpu", "cuda:0")
+    // One coroutine at a time talks to a worker (its socket has one reader and one writer): overlapping batches and
+    // weight pushes take turns, a chunk or an update at a time.
+    bool in_turn = false;
+    std::deque<std::shared_ptr<asio::steady_timer>> waiting_turns;
   };
+
+  // A worker's turn, held until destroyed (see Worker::in_turn).
+  class Turn {
+   public:
+    Turn(Impl* pool, Worker* worker) : pool_(pool), worker_(worker) {}
+    Turn(Turn&& other) noexcept : pool_(other.pool_), worker_(std::exchange(other.worker_, nullptr)) {}
+    Turn& operator=(Turn&&) = delete;
+    ~Turn() {
+      if (worker_ != nullptr) pool_->end_turn(*worker_);
+    }
+
+   private:
+    Impl* pool_;
+    Worker* worker_;
+  };
+  asio::awaitable<Turn> take_turn(Worker& worker);
+  void end_turn(Worker& worker);
 
   struct Batch {
     GenerationRequest request;
@@ -181,7 +208,28 @@ class RolloutWorkerPool::Impl {
   std::vector<Worker*> group_members_;                  // rank r + 1 is group_members_[r]
   std::thread thread_;
   std::thread collective_;
+  bool shutting_down_ = false;
 };
+
+asio::awaitable<RolloutWorkerPool::Impl::Turn> RolloutWorkerPool::Impl::take_turn(Worker& worker) {
+  while (worker.in_turn) {
+    auto wake = std::make_shared<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
+    worker.waiting_turns.push_back(wake);
+    error_code ignored;
+    co_await wake->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+  worker.in_turn = true;
+  co_return Turn(this, &worker);
+}
+
+void RolloutWorkerPool::Impl::end_turn(Worker& worker) {
+  if (shutting_down_) return;
+  worker.in_turn = false;
+  if (!worker.waiting_turns.empty()) {
+    worker.waiting_turns.front()->cancel();
+    worker.waiting_turns.pop_front();
+  }
+}
 
 asio::awaitable<void> RolloutWorkerPool::Impl::send(Worker& worker, const proto::TrainerMessage& message) {
   try {
@@ -330,7 +378,9 @@ asio::awaitable<std::exception_ptr> RolloutWorkerPool::Impl::run_collective(cons
 
 asio::awaitable<void> RolloutWorkerPool::Impl::form_weight_group() {
   std::vector<Worker*> members;
+  std::vector<Turn> turns;
   for (auto& worker : workers_) {
+    turns.push_back(co_await take_turn(*worker));
     if (!worker->socket) {
       log(fmt::format("rollout worker pool: no weight broadcast group: worker {} is not connected; weights go over TCP", worker->name));
       co_return;
@@ -417,6 +467,12 @@ asio::awaitable<double> RolloutWorkerPool::Impl::broadcast_weights(std::int64_t 
   const auto snapshot = snapshots_.at(version);
   const auto group = weight_group_;
   const auto start = Clock::now();
+  std::vector<Turn> turns;  // every member's, so that nothing else talks to them during the update
+  for (auto* member : group_members_) turns.push_back(co_await take_turn(*member));
+  if (!broadcast_usable()) {  // a member was given up while we waited: nobody has been told, the caller pushes over TCP
+    abandon_weight_group("a member was given up");
+    co_return 0.0;
+  }
   proto::TrainerMessage message;
   *message.mutable_weights_begin() = broadcast_weights_begin(*snapshot, options_.broadcast_bucket_bytes);
   std::vector<Worker*> told;
@@ -441,6 +497,7 @@ asio::awaitable<double> RolloutWorkerPool::Impl::broadcast_weights(std::int64_t 
     why = what_of(error);
   }
   for (auto* member : told) {
+    if (!member->socket) continue;
     try {
       for (;;) {
         const auto reply = co_await receive(*member, Clock::now() + options_.broadcast_timeout + options_.stall_timeout);
@@ -538,6 +595,8 @@ asio::awaitable<double> RolloutWorkerPool::Impl::push_to_each(std::int64_t versi
     asio::co_spawn(
         io_,
         [this, &worker = *worker, version, seconds]() -> asio::awaitable<void> {
+          const auto turn = co_await take_turn(worker);
+          if (!worker.socket) co_return;
           try {
             *seconds = std::max(*seconds, co_await push_weights(worker, version));
           } catch (const WorkerFailure& failure) {
@@ -611,6 +670,7 @@ void RolloutWorkerPool::Impl::start_worker_loops(const std::shared_ptr<Batch>& b
 
 asio::awaitable<void> RolloutWorkerPool::Impl::worker_loop(Worker& worker, std::shared_ptr<Batch> batch) {
   try {
+    const auto turn = co_await take_turn(worker);
     if (!worker.socket) co_await connect_worker(worker);
   } catch (const WorkerFailure& failure) {
     give_up(worker, failure.what());
@@ -624,6 +684,10 @@ asio::awaitable<void> RolloutWorkerPool::Impl::worker_loop(Worker& worker, std::
       co_await batch->wake->async_wait(asio::redirect_error(asio::use_awaitable, ignored));
       continue;
     }
+    // Another batch or a weight update may hold the worker: wait for its turn, then look at the queue again.
+    const auto turn = co_await take_turn(worker);
+    if (!worker.socket) co_return;  // given up meanwhile (by another batch): the others take the prompts
+    if (batch->queue.empty() || batch->remaining == 0 || batch->rejected) continue;
     // An equal share of what waits among the loops that have no chunk: the first round splits the batch evenly,
     // and a failed worker's prompts are spread over the idle survivors.
     const auto idle = static_cast<std::size_t>(std::max(batch->active - batch->busy, 1));

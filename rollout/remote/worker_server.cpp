@@ -38,6 +38,10 @@ using boost::system::error_code;
 using tcp = asio::ip::tcp;
 using wire::Clock;
 
+// Bounds on what a trainer may ask of the engine thread when it joins a weight group.
+constexpr std::chrono::milliseconds kMaxWeightGroupTimeout{600000};
+constexpr int kMaxWeightGroupMembers = 4096;
+
 // How long a write may take before the connection is given up (a trainer that stopped reading).
 constexpr std::chrono::seconds kWriteTimeout{60};
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
@@ -141,6 +145,8 @@ class RolloutWorkerServer::Impl {
     std::atomic<bool> cancel{false};  // read by the engine thread between decode steps
     std::unique_ptr<WeightStaging> staging;
     bool in_weight_group = false;  // io thread: this trainer's weight group has formed (broadcast updates allowed)
+    bool joining = false;           // io thread: a JoinWeightGroup is queued or running on the engine thread
+    bool receiving_broadcast = false;  // io thread: a broadcast update is queued or running
     std::unique_ptr<WeightBroadcastGroup> weight_group;  // engine thread only
   };
   using ConnectionPtr = std::shared_ptr<Connection>;
@@ -482,7 +488,14 @@ void RolloutWorkerServer::Impl::join_weight_group(const ConnectionPtr& connectio
   const auto backend = parse_backend_name(message.backend());
   if (!backend) throw ProtocolViolation(fmt::format("JoinWeightGroup: unknown backend '{}' (gloo or nccl)", message.backend()));
   address.backend = *backend;
-  if (message.timeout_ms() <= 0) throw ProtocolViolation("JoinWeightGroup: the timeout must be positive");
+  // The join runs on the engine thread, which also generates for every other connection: bounded waits only.
+  if (message.timeout_ms() <= 0 || message.timeout_ms() > kMaxWeightGroupTimeout.count()) {
+    throw ProtocolViolation(fmt::format("JoinWeightGroup: the timeout must be in 1..{} ms, got {}", kMaxWeightGroupTimeout.count(), message.timeout_ms()));
+  }
+  if (message.world_size() > kMaxWeightGroupMembers) {
+    throw ProtocolViolation(fmt::format("JoinWeightGroup: {} members exceed the {} a group may have", message.world_size(), kMaxWeightGroupMembers));
+  }
+  if (connection->joining) throw ProtocolViolation("JoinWeightGroup while an earlier one is still joining");
   address.timeout = std::chrono::milliseconds(message.timeout_ms());
   address.group_id = message.group_id();
   const int rank = message.rank();
@@ -490,16 +503,21 @@ void RolloutWorkerServer::Impl::join_weight_group(const ConnectionPtr& connectio
     throw ProtocolViolation(fmt::format("JoinWeightGroup: rank {} of {} members (the trainer is rank 0)", rank, address.world_size));
   }
   connection->in_weight_group = false;
+  connection->joining = true;
   engine_->post([this, connection, address, rank] {
     try {
       connection->weight_group = WeightBroadcastGroup::join(address, rank, policy_.model->device());
     } catch (const std::exception& error) {
       log(fmt::format("rollout worker: {}: {}", connection->peer, error.what()));
-      post_send(connection, error_message(0, proto::ERROR_CODE_INTERNAL, error.what(), false));
+      asio::post(io_, [this, connection, why = std::string(error.what())] {
+        connection->joining = false;
+        send(connection, error_message(0, proto::ERROR_CODE_INTERNAL, why, false));
+      });
       return;
     }
     log(fmt::format("rollout worker: {}: joined the weight group as rank {} ({})", connection->peer, rank, connection->weight_group->describe()));
     asio::post(io_, [this, connection, rank, backend = std::string(backend_name(address.backend))] {
+      connection->joining = false;
       connection->in_weight_group = true;
       proto::WorkerMessage reply;
       reply.mutable_weight_group_joined()->set_rank(rank);
@@ -511,11 +529,24 @@ void RolloutWorkerServer::Impl::join_weight_group(const ConnectionPtr& connectio
 
 void RolloutWorkerServer::Impl::receive_broadcast_weights(const ConnectionPtr& connection, const proto::WeightsBegin& message) {
   if (!connection->in_weight_group) throw ProtocolViolation("a broadcast weight update without a weight group (JoinWeightGroup first)");
-  auto receipt = std::make_shared<BroadcastReceipt>(shapes_, message, policy_.model->device());
+  if (connection->receiving_broadcast) throw ProtocolViolation("a broadcast weight update while the previous one is still arriving");
+  // Checked here, against the model; the receiving tensors (one copy of the model) are allocated by the engine job.
+  auto receipt = std::make_shared<BroadcastReceipt>(shapes_, message);
+  connection->receiving_broadcast = true;
   engine_->post([this, connection, receipt] {
     const auto start = Clock::now();
+    const auto done = [this, connection](std::optional<proto::WorkerMessage> error) {
+      asio::post(io_, [this, connection, error = std::move(error)] {
+        connection->receiving_broadcast = false;
+        if (error) {
+          connection->in_weight_group = false;
+          send(connection, *error);
+        }
+      });
+    };
     try {
       if (!connection->weight_group) throw std::runtime_error("this worker left the weight group after an earlier failure");
+      receipt->allocate(policy_.model->device());
       connection->weight_group->broadcast(receipt->tensors(), receipt->bucket_bytes());
       receipt->apply(policy_.model);
     } catch (const std::exception& error) {
@@ -523,18 +554,19 @@ void RolloutWorkerServer::Impl::receive_broadcast_weights(const ConnectionPtr& c
       connection->weight_group.reset();
       log(fmt::format("rollout worker: {}: weight update {} by broadcast failed: {}; left the weight group", connection->peer, receipt->version(),
                       error.what()));
-      asio::post(io_, [this, connection, version = receipt->version(), why = std::string(error.what())] {
-        connection->in_weight_group = false;
-        send(connection, error_message(0, proto::ERROR_CODE_INTERNAL,
-                                       fmt::format("weight update {} by broadcast failed: {}; this worker left the weight group", version, why), false));
-      });
+      receipt->release();
+      done(error_message(0, proto::ERROR_CODE_INTERNAL,
+                         fmt::format("weight update {} by broadcast failed: {}; this worker left the weight group", receipt->version(), error.what()),
+                         false));
       return;
     }
+    receipt->release();
     version_ = receipt->version();
     proto::WorkerMessage reply;
     reply.mutable_weights_applied()->set_version(receipt->version());
     reply.mutable_weights_applied()->set_seconds(std::chrono::duration<double>(Clock::now() - start).count());
     post_send(connection, std::move(reply));
+    done(std::nullopt);
   });
 }
 

@@ -102,7 +102,9 @@ TEST(BroadcastReceipt, ChecksTheAnnouncedTensorsAgainstTheModelBeforeAnythingIsR
   const auto snapshot = snapshot_weights(model, 4, torch::kBFloat16);
   const auto begin = broadcast_weights_begin(snapshot, 1 << 20);
   {
-    BroadcastReceipt receipt(shapes, begin, torch::kCPU);
+    BroadcastReceipt receipt(shapes, begin);
+    EXPECT_TRUE(receipt.tensors().empty()) << "nothing is allocated before the engine thread asks";
+    receipt.allocate(torch::kCPU);
     EXPECT_EQ(receipt.version(), 4);
     ASSERT_EQ(receipt.tensors().size(), shapes.size());
     EXPECT_EQ(receipt.tensors()[0].scalar_type(), torch::kBFloat16);  // received as sent; apply() converts
@@ -120,7 +122,7 @@ TEST(BroadcastReceipt, ChecksTheAnnouncedTensorsAgainstTheModelBeforeAnythingIsR
     auto bad = begin;
     spoil(bad);
     try {
-      BroadcastReceipt receipt(shapes, bad, torch::kCPU);
+      BroadcastReceipt receipt(shapes, bad);
       ADD_FAILURE() << "accepted: " << needle;
     } catch (const ProtocolViolation& violation) {
       EXPECT_NE(std::string(violation.what()).find(needle), std::string::npos) << violation.what();

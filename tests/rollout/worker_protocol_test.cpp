@@ -196,6 +196,37 @@ TEST(RolloutWorkers, AWorkerLostFromTheWeightGroupSendsTheRestOverTcpWithNoPromp
   EXPECT_EQ(a.server->policy_version(), 2);
 }
 
+TEST(RolloutWorkers, OverlappingBatchesTakeTurnsOnEachWorker) {
+  // Two or three batches in flight at once, of two policy versions (overlap mode with dynamic sampling asks for an
+  // extra round while the next step's batch is generating): each worker's connection serves one of them at a time,
+  // chunk by chunk, with the version each chunk needs; every batch comes back complete and equal to in-process
+  // generation, and no worker is given up. Once two loops of different batches could read one worker's socket.
+  for (const auto transport : {WeightTransport::kTcp, WeightTransport::kBroadcast}) {
+    SCOPED_TRACE(transport == WeightTransport::kTcp ? "TCP" : "broadcast");
+    Worker a(1), b(2);
+    auto model = trainer_model();
+    auto version0 = trainer_model();  // the same weights, kept
+    const auto addresses = std::vector<std::string>{a.address(), b.address()};
+    RolloutWorkerPool pool(transport == WeightTransport::kTcp ? pool_options(addresses) : broadcast_pool_options(addresses), kVocab);
+    pool.connect();
+    pool.publish(std::make_shared<const WeightSnapshot>(snapshot_weights(model, 0)));
+    auto first = pool.generate_async(sampled_request(), 0);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : model->parameters()) p.mul_(1.3);
+    }
+    pool.publish(std::make_shared<const WeightSnapshot>(snapshot_weights(model, 1)));  // deferred: a batch is running
+    auto second = pool.generate_async(sampled_request(), 1);
+    auto third = pool.generate_async(sampled_request(), 1);
+    expect_same_batch(first.get(), generate(version0, sampled_request()));
+    const auto expected = generate(model, sampled_request());
+    expect_same_batch(second.get(), expected);
+    expect_same_batch(third.get(), expected);
+    EXPECT_EQ(pool.live_workers(), 2);
+    EXPECT_EQ(pool.last_batch_stats().workers_failed, 0);
+  }
+}
+
 TEST(RolloutWorkers, AGroupThatCannotFormLeavesWeightsOnTcp) {
   Worker a(1);
   auto options = broadcast_pool_options({a.address()});
@@ -413,7 +444,9 @@ TEST(RolloutWorkerServer, BroadcastMessagesThatCannotBeServedAreRefused) {
            {"unknown backend 'mpi'", join([](auto& j) { j.set_backend("mpi"); })},
            {"rank 0 of 2 members", join([](auto& j) { j.set_rank(0); })},
            {"no usable rendezvous store", join([](auto& j) { j.set_store_port(0); })},
-           {"the timeout must be positive", join([](auto& j) { j.set_timeout_ms(0); })}}) {
+           {"the timeout must be in 1..600000 ms, got 0", join([](auto& j) { j.set_timeout_ms(0); })},
+           {"got 3600000", join([](auto& j) { j.set_timeout_ms(3600000); })},  // would hold the engine thread for an hour
+           {"100000 members exceed the 4096", join([](auto& j) { j.set_world_size(100000); })}}) {
     auto c = connected();
     c->send(message);
     expect_refused(*c, proto::ERROR_CODE_PROTOCOL, needle);
