@@ -358,6 +358,27 @@ TEST_F(GrpoCli, LocalRolloutWorkersTakeWeightsByBroadcastAndTrainTheSame) {
   EXPECT_TRUE(contains(bad.output, "rollout.weight_sync_dtype")) << bad.output;
 }
 
+TEST_F(GrpoCli, LocalRolloutWorkersServeOverlapWithDynamicSampling) {
+  // Overlap mode with dynamic sampling keeps two batches in flight (the next step's and an extra round); the
+  // workers serve both, taking turns, and give the samples the in-process engine gives.
+  const std::string flags = " --set rollout.overlap=true --set grpo.dynamic_sampling=true";
+  const auto inline_run = run("train " + tiny_train_flags("overlap_inline", 4) + flags);
+  ASSERT_EQ(inline_run.exit_code, 0) << inline_run.output;
+  const auto workers_run = run("train " + tiny_train_flags("overlap_workers", 4) + flags + " --set rollout.local_workers=2");
+  ASSERT_EQ(workers_run.exit_code, 0) << workers_run.output;
+  const auto a = step_rows(work() / "overlap_inline"), b = step_rows(work() / "overlap_workers");
+  ASSERT_EQ(a.size(), 4u);
+  ASSERT_EQ(b.size(), 4u);
+  int extra_rounds = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["reward_mean"], b[i]["reward_mean"]) << "step " << i + 1;
+    EXPECT_EQ(a[i]["dynamic_sampling_rounds"], b[i]["dynamic_sampling_rounds"]) << "step " << i + 1;
+    EXPECT_EQ(b[i]["rollout_workers_failed"], 0) << "step " << i + 1;
+    extra_rounds += b[i].value("dynamic_sampling_rounds", 0);
+  }
+  EXPECT_GT(extra_rounds, 0) << "some step must have sampled again while the next batch was in flight";
+}
+
 TEST_F(GrpoCli, OverlapModeSamplesOneStepOffPolicy) {
   const auto r = run("train " + tiny_train_flags("overlap", 4) + " --set rollout.overlap=true");
   ASSERT_EQ(r.exit_code, 0) << r.output;
