@@ -178,6 +178,9 @@ class RolloutWorkerPool::Impl {
   // Weights by broadcast (see weight_broadcast.h): forming the group once, and pushing a version to all of it.
   asio::awaitable<void> form_weight_group();
   bool broadcast_usable() const;
+  // A group given up (or never formed) is formed again at an eager publish once every worker is connected, at most
+  // once per broadcast_retry_interval.
+  bool should_reform_weight_group() const;
   asio::awaitable<double> broadcast_weights(std::int64_t version);
   // Pushes `version` over TCP to every connected worker that does not hold it, all at once.
   asio::awaitable<double> push_to_each(std::int64_t version);
@@ -206,6 +209,8 @@ class RolloutWorkerPool::Impl {
   // io thread; a broadcast holds its own reference, so that giving the group up midway leaves it intact until then.
   std::shared_ptr<WeightBroadcastGroup> weight_group_;
   std::vector<Worker*> group_members_;                  // rank r + 1 is group_members_[r]
+  bool group_attempted_ = false;
+  Clock::time_point next_group_attempt_{};
   std::thread thread_;
   std::thread collective_;
   bool shutting_down_ = false;
@@ -334,7 +339,7 @@ void RolloutWorkerPool::Impl::connect() {
     }
   });
   future.get();
-  if (options_.weight_transport != WeightTransport::kBroadcast || weight_group_ || !group_members_.empty()) return;
+  if (options_.weight_transport != WeightTransport::kBroadcast || group_attempted_) return;
   std::promise<void> formed;
   auto formed_future = formed.get_future();
   asio::co_spawn(io_, form_weight_group(), [&formed](std::exception_ptr failure) {
@@ -377,6 +382,8 @@ asio::awaitable<std::exception_ptr> RolloutWorkerPool::Impl::run_collective(cons
 }
 
 asio::awaitable<void> RolloutWorkerPool::Impl::form_weight_group() {
+  group_attempted_ = true;
+  next_group_attempt_ = Clock::now() + options_.broadcast_retry_interval;  // a failing group is not retried at once
   std::vector<Worker*> members;
   std::vector<Turn> turns;
   for (auto& worker : workers_) {
@@ -452,6 +459,11 @@ asio::awaitable<void> RolloutWorkerPool::Impl::form_weight_group() {
   group_members_ = std::move(members);
 }
 
+bool RolloutWorkerPool::Impl::should_reform_weight_group() const {
+  return options_.weight_transport == WeightTransport::kBroadcast && group_attempted_ && !weight_group_ && Clock::now() >= next_group_attempt_ &&
+         std::all_of(workers_.begin(), workers_.end(), [](const auto& w) { return w->socket.has_value(); });
+}
+
 bool RolloutWorkerPool::Impl::broadcast_usable() const {
   return weight_group_ && std::all_of(group_members_.begin(), group_members_.end(), [](const Worker* w) { return w->socket.has_value(); });
 }
@@ -463,12 +475,13 @@ void RolloutWorkerPool::Impl::abandon_weight_group(const std::string& why) {
 }
 
 asio::awaitable<double> RolloutWorkerPool::Impl::broadcast_weights(std::int64_t version) {
-  if (std::all_of(group_members_.begin(), group_members_.end(), [&](const Worker* w) { return w->version == version; })) co_return 0.0;
+  const auto members = group_members_;  // a copy: giving a member up midway must not change what we iterate
+  if (std::all_of(members.begin(), members.end(), [&](const Worker* w) { return w->version == version; })) co_return 0.0;
   const auto snapshot = snapshots_.at(version);
   const auto group = weight_group_;
   const auto start = Clock::now();
   std::vector<Turn> turns;  // every member's, so that nothing else talks to them during the update
-  for (auto* member : group_members_) turns.push_back(co_await take_turn(*member));
+  for (auto* member : members) turns.push_back(co_await take_turn(*member));
   if (!broadcast_usable()) {  // a member was given up while we waited: nobody has been told, the caller pushes over TCP
     abandon_weight_group("a member was given up");
     co_return 0.0;
@@ -477,7 +490,7 @@ asio::awaitable<double> RolloutWorkerPool::Impl::broadcast_weights(std::int64_t 
   *message.mutable_weights_begin() = broadcast_weights_begin(*snapshot, options_.broadcast_bucket_bytes);
   std::vector<Worker*> told;
   std::string why;
-  for (auto* member : group_members_) {
+  for (auto* member : members) {
     try {
       co_await send(*member, message);
       told.push_back(member);
@@ -518,7 +531,7 @@ asio::awaitable<double> RolloutWorkerPool::Impl::broadcast_weights(std::int64_t 
       why = fmt::format("worker {}: {}", member->name, failure.what());
     }
   }
-  if (!why.empty() || told.size() != group_members_.size()) abandon_weight_group(why);
+  if (!why.empty() || told.size() != members.size()) abandon_weight_group(why);
   co_return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
@@ -566,6 +579,7 @@ double RolloutWorkerPool::Impl::publish(std::shared_ptr<const WeightSnapshot> sn
     asio::co_spawn(
         io_,
         [this, version]() -> asio::awaitable<double> {
+          if (should_reform_weight_group()) co_await form_weight_group();  // every worker is idle: no batch runs
           double broadcast_seconds = 0.0;
           if (broadcast_usable()) broadcast_seconds = co_await broadcast_weights(version);
           co_return broadcast_seconds + co_await push_to_each(version);

@@ -14,8 +14,8 @@
 // in chunks over each worker's connection, or (weight_transport kBroadcast) as one broadcast to every worker at once
 // on a c10d process group of the trainer and its workers: NCCL when every worker's model is on a CUDA device, Gloo
 // otherwise (rollout/remote/weight_broadcast.h). A group serves only while all its members live: when it cannot
-// form or a member fails, the pool says so on the log and sends weights over TCP from then on, so no worker is
-// left without them.
+// form or a member fails, the pool says so on the log and sends weights over TCP, so no worker is left without
+// them; once every worker is connected again, a later publish forms a new group (broadcast_retry_interval).
 //
 // All network work runs on one Asio thread owned by the pool; the public methods hand work to it and wait.
 #pragma once
@@ -54,6 +54,9 @@ struct WorkerPoolOptions {
   // and each broadcast) and the most bytes one broadcast carries.
   std::string broadcast_host = "127.0.0.1";
   std::chrono::milliseconds broadcast_timeout{30000};
+  // A group given up after a failure is formed again at a later publish, once every worker is back (reconnected)
+  // and at least this long after the last attempt.
+  std::chrono::milliseconds broadcast_retry_interval{60000};
   // Small tensors are packed together up to this size; a larger tensor travels alone, straight from its own bytes.
   std::size_t broadcast_bucket_bytes = std::size_t{32} << 20;
   std::string client_name = "grpo trainer";

@@ -51,8 +51,9 @@ policy::Policy worker_policy(std::uint64_t seed) {
 // A worker in this process on a free loopback port. Its model starts from other weights than the trainer's: only a
 // weight push makes its samples match.
 struct Worker {
-  explicit Worker(std::uint64_t seed = 99, std::chrono::milliseconds hello_timeout = std::chrono::milliseconds(2000)) {
+  explicit Worker(std::uint64_t seed = 99, std::chrono::milliseconds hello_timeout = std::chrono::milliseconds(2000), std::uint16_t port = 0) {
     RolloutWorkerOptions options;
+    options.port = port;
     options.token = std::string(kToken);
     options.hello_timeout = hello_timeout;
     options.log = [this](std::string_view line) {
@@ -194,6 +195,35 @@ TEST(RolloutWorkers, AWorkerLostFromTheWeightGroupSendsTheRestOverTcpWithNoPromp
   // Later versions go over TCP.
   pool.publish(std::make_shared<const WeightSnapshot>(snapshot_weights(model, 2)));
   EXPECT_EQ(a.server->policy_version(), 2);
+}
+
+TEST(RolloutWorkers, AWorkerBackAtItsAddressRejoinsAWeightGroupFormedAgain) {
+  Worker a(1), b(2);
+  auto c = std::make_unique<Worker>(3);
+  const auto c_port = c->server->port();
+  auto model = trainer_model();
+  auto options = broadcast_pool_options({a.address(), b.address(), c->address()});
+  options.broadcast_retry_interval = std::chrono::milliseconds(0);
+  RolloutWorkerPool pool(options, kVocab);
+  pool.connect();
+  pool.publish(std::make_shared<const WeightSnapshot>(snapshot_weights(model, 0)));
+  c.reset();
+  pool.publish(std::make_shared<const WeightSnapshot>(snapshot_weights(model, 1)));
+  ASSERT_EQ(pool.weight_transport(), "TCP chunks");
+  // The worker comes back at its address (a restart); the next batch reconnects it and pushes it version 1 over TCP.
+  c = std::make_unique<Worker>(4, std::chrono::milliseconds(2000), c_port);
+  expect_same_batch(pool.generate(sampled_request(), 1), generate(model, sampled_request()));
+  EXPECT_EQ(c->server->policy_version(), 1);
+  // With every worker connected and idle, the next publish forms a new group and broadcasts over it.
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.mul_(1.3);
+  }
+  pool.publish(std::make_shared<const WeightSnapshot>(snapshot_weights(model, 2)));
+  EXPECT_TRUE(pool.weight_transport().starts_with("broadcast (Gloo, 4 members")) << pool.weight_transport();
+  EXPECT_NE(c->log_text().find("joined the weight group as rank 3"), std::string::npos) << c->log_text();
+  for (auto* worker : {&a, &b, c.get()}) EXPECT_EQ(worker->server->policy_version(), 2);
+  expect_same_batch(pool.generate(sampled_request(), 2), generate(model, sampled_request()));
 }
 
 TEST(RolloutWorkers, OverlappingBatchesTakeTurnsOnEachWorker) {
