@@ -404,6 +404,9 @@ int bench(const cli::ParsedArgs& args) {
     options.workers = positive("workers");
     options.repeats = positive("repeats");
     options.weight_dtype = args.get_or_default("weight-dtype");
+    if (options.weight_dtype != "model" && !parse_dtype(options.weight_dtype)) {
+      throw cli::UsageError(fmt::format("--weight-dtype '{}': use model, float32, bfloat16 or float16", options.weight_dtype));
+    }
     return run_weight_sync_bench(options);
   }
   throw cli::UsageError(fmt::format("unknown benchmark '{}'; valid: rollout, failover, weight-sync", which));
