@@ -31,6 +31,17 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
+// `count` `grpo rollout-worker` processes of `grpo_binary` on loopback, serving `model` with one thread each.
+std::unique_ptr<rollout::LocalWorkerProcesses> start_local_workers(const std::filesystem::path& grpo_binary, const std::filesystem::path& model,
+                                                                   int count) {
+  rollout::LocalWorkerOptions local;
+  local.count = count;
+  local.grpo_binary = grpo_binary;
+  local.model = model;
+  local.threads = 1;
+  return std::make_unique<rollout::LocalWorkerProcesses>(local);
+}
+
 double median(std::vector<double> values) {
   if (values.empty()) return 0.0;
   std::sort(values.begin(), values.end());
@@ -260,12 +271,8 @@ int run_failover_bench(const FailoverBenchOptions& options) {
   std::int64_t reassigned = 0, identical = 0, compared = 0;
   bool complete = true;
   for (int r = 0; r < options.repeats; ++r) {
-    rollout::LocalWorkerOptions local;
-    local.count = options.workers;
-    local.grpo_binary = options.grpo_binary;
-    local.model = options.model;
-    local.threads = 1;
-    rollout::LocalWorkerProcesses processes(local);
+    const auto workers = start_local_workers(options.grpo_binary, options.model, options.workers);
+    auto& processes = *workers;
     rollout::WorkerPoolOptions pool_options;
     pool_options.addresses = processes.addresses();
     pool_options.token = processes.token();
@@ -318,12 +325,8 @@ int run_weight_sync_bench(const WeightSyncBenchOptions& options) {
     wire_dtype = parse_dtype(options.weight_dtype);
     if (!wire_dtype) throw std::invalid_argument(fmt::format("--weight-dtype '{}': use model, float32, bfloat16 or float16", options.weight_dtype));
   }
-  rollout::LocalWorkerOptions local;
-  local.count = options.workers;
-  local.grpo_binary = options.grpo_binary;
-  local.model = options.model;
-  local.threads = 1;
-  rollout::LocalWorkerProcesses processes(local);
+  const auto workers = start_local_workers(options.grpo_binary, options.model, options.workers);
+  const auto& processes = *workers;
   // Two trainers' pools on the same workers: one pushes over TCP, the other broadcasts (the workers serve both).
   const auto pool_options = [&](rollout::WeightTransport transport) {
     rollout::WorkerPoolOptions o;
